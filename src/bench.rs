@@ -1,0 +1,156 @@
+//! Speed measurement on random data: the same model, batch and optimizer as
+//! the PyTorch peer `bench/torch_bench.py`.
+
+use crate::backend::BackendJob;
+use crate::heads::{HeadKind, HeadSpec, cross_entropy};
+use crate::nets::{NetKind, NetSpec};
+use crate::train::Model;
+use anyhow::Result;
+use burn::module::AutodiffModule;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::backend::AutodiffBackend;
+use std::time::Instant;
+
+/// The benchmarked models.
+#[derive(Debug, Clone, Copy)]
+pub enum BenchModel {
+    /// Reference CNN, 1x28x28, softmax head, C = 10.
+    Cnn,
+    /// ResNet-20, 3x32x32, symmetrical head, C = 10.
+    Resnet20,
+}
+
+impl BenchModel {
+    /// Parse a CLI name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "cnn" => Some(Self::Cnn),
+            "resnet20" => Some(Self::Resnet20),
+            _ => None,
+        }
+    }
+}
+
+/// A benchmark run.
+pub struct BenchJob {
+    /// Model.
+    pub model: BenchModel,
+    /// Batch size.
+    pub batch: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Warm-up steps.
+    pub warmup: usize,
+}
+
+/// Throughputs in images per second.
+pub struct BenchResult {
+    /// Training (forward, backward, SGD step).
+    pub train_img_s: f64,
+    /// Inference (forward only, no autodiff).
+    pub infer_img_s: f64,
+}
+
+impl BackendJob for BenchJob {
+    type Output = BenchResult;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<BenchResult> {
+        B::seed(&device, 0);
+        let (spec, head) = match self.model {
+            BenchModel::Cnn => (
+                NetSpec {
+                    kind: NetKind::Cnn,
+                    channels: 1,
+                    height: 28,
+                    width: 28,
+                    lenet_dim: 2,
+                },
+                HeadKind::Softmax,
+            ),
+            BenchModel::Resnet20 => (
+                NetSpec {
+                    kind: NetKind::Resnet20,
+                    channels: 3,
+                    height: 32,
+                    width: 32,
+                    lenet_dim: 2,
+                },
+                HeadKind::Symmetrical,
+            ),
+        };
+        let head = HeadSpec {
+            kind: head,
+            params: Default::default(),
+        }
+        .init::<B>(spec.feature_dim(), 10, &device)
+        .map_err(anyhow::Error::msg)?;
+        let mut model = Model {
+            net: spec.init::<B>(&device),
+            head,
+        };
+        let mut optim = SgdConfig::new()
+            .with_momentum(Some(MomentumConfig {
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: false,
+            }))
+            .with_weight_decay(Some(WeightDecayConfig { penalty: 5e-4 }))
+            .init::<B, Model<B>>();
+        let shape = [self.batch, spec.channels, spec.height, spec.width];
+        let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let labels: Vec<i64> = (0..self.batch as i64).map(|i| i % 10).collect();
+        let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [self.batch]), &device);
+
+        let mut train_step = |model: Model<B>| {
+            let (_, logits) = model.forward(x.clone());
+            let loss = cross_entropy(logits, y.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let model = optim.step(0.01, model, grads);
+            // Read one value back so that asynchronous backends finish the step.
+            let _: f32 = model.head.class_weights_sum();
+            model
+        };
+        for _ in 0..self.warmup {
+            model = train_step(model);
+        }
+        let start = Instant::now();
+        for _ in 0..self.steps {
+            model = train_step(model);
+        }
+        let train_img_s = (self.steps * self.batch) as f64 / start.elapsed().as_secs_f64();
+
+        let valid = model.valid();
+        let xi = x.inner();
+        let infer = |xi: &Tensor<B::InnerBackend, 4>| -> f32 {
+            let (_, logits) = valid.forward(xi.clone());
+            logits.sum().into_scalar().elem()
+        };
+        for _ in 0..self.warmup {
+            infer(&xi);
+        }
+        let start = Instant::now();
+        for _ in 0..self.steps {
+            infer(&xi);
+        }
+        let infer_img_s = (self.steps * self.batch) as f64 / start.elapsed().as_secs_f64();
+        Ok(BenchResult {
+            train_img_s,
+            infer_img_s,
+        })
+    }
+}
+
+trait SyncValue {
+    fn class_weights_sum(&self) -> f32;
+}
+
+impl<B: Backend> SyncValue for crate::heads::Head<B> {
+    fn class_weights_sum(&self) -> f32 {
+        use crate::heads::HeadOps;
+        self.class_weights().sum().into_scalar().elem()
+    }
+}

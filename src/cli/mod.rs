@@ -1,0 +1,34 @@
+//! Command-line interface: clap definitions and dispatch only.
+
+mod train;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// symfeat: train with the symmetrical layer and popular heads, and measure
+/// whether class weights are class centers.
+#[derive(Debug, Parser)]
+#[command(name = "symfeat", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a backbone with a head; writes config, metrics, checkpoints and weights.
+    Train(train::TrainArgs),
+    /// Measure training and inference speed on random data.
+    Bench(train::BenchArgs),
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Train(args) => train::train(args),
+        Command::Bench(args) => train::bench(args),
+    }
+}

@@ -1,0 +1,226 @@
+//! `symfeat train` and `symfeat bench`: arguments -> config -> call.
+
+use crate::backend::{DeviceChoice, run_on, set_threads};
+use crate::bench::{BenchJob, BenchModel};
+use crate::train::TrainConfig;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Options of `symfeat train`. Every option can also come from `--config`
+/// (TOML, same names with `_`); flags override the file.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// TOML file with any of the options below (e.g. a run's config.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in the output directory from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Dataset: fashion-mnist (default), mnist, cifar10, cifar100.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Directory with the dataset's files (standard names).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Backbone: mlp, lenet, cnn (default), resnet20/32/44/56/110.
+    #[arg(long)]
+    net: Option<String>,
+    /// Feature dimension of lenet (default 2).
+    #[arg(long)]
+    feature_dim: Option<usize>,
+    /// Head: softmax (default), symmetrical.
+    #[arg(long)]
+    head: Option<String>,
+    /// Head parameter as NAME=VALUE (repeatable), e.g. s=16.
+    #[arg(long = "head-param", value_name = "NAME=VALUE")]
+    head_param: Vec<String>,
+    /// Epochs (default 5).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Batch size (default 128).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Learning rate (default 0.05).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// SGD momentum, dampening 0 (default 0.9).
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// Weight decay (default 5e-4).
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Nesterov momentum.
+    #[arg(long)]
+    nesterov: bool,
+    /// LR schedule: const (default), cosine, multistep.
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Multistep milestones, comma-separated epochs (e.g. 80,120).
+    #[arg(long, value_delimiter = ',')]
+    milestones: Option<Vec<usize>>,
+    /// Multistep factor (default 0.1).
+    #[arg(long)]
+    gamma: Option<f64>,
+    /// Linear warm-up epochs (default 0).
+    #[arg(long)]
+    warmup_epochs: Option<usize>,
+    /// Seed (default 0).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Use only the first N training images.
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long)]
+    test_limit: Option<usize>,
+    /// Random crop + flip: true or false (default: true for CIFAR only).
+    #[arg(long)]
+    augment: Option<bool>,
+    /// Input normalisation: dataset (default) or half.
+    #[arg(long)]
+    normalize: Option<String>,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Device: cpu (default), cuda, cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Run directory (default runs/train).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Export test features, labels and class weights as NPY at the end.
+    #[arg(long)]
+    export_features: bool,
+    /// Evaluation batch size (default 1000).
+    #[arg(long)]
+    eval_batch: Option<usize>,
+}
+
+impl TrainArgs {
+    /// Defaults < config file < flags.
+    fn to_config(&self) -> Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(p) => TrainConfig::from_file(p)?,
+            None => TrainConfig::default(),
+        };
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
+        }
+        set!(
+            dataset,
+            net,
+            feature_dim,
+            head,
+            epochs,
+            batch,
+            lr,
+            momentum,
+            weight_decay
+        );
+        set!(
+            schedule,
+            milestones,
+            gamma,
+            warmup_epochs,
+            seed,
+            normalize,
+            device,
+            out,
+            eval_batch
+        );
+        if self.data.is_some() {
+            c.data = self.data.clone();
+        }
+        if self.train_limit.is_some() {
+            c.train_limit = self.train_limit;
+        }
+        if self.test_limit.is_some() {
+            c.test_limit = self.test_limit;
+        }
+        if self.augment.is_some() {
+            c.augment = self.augment;
+        }
+        if self.threads.is_some() {
+            c.threads = self.threads;
+        }
+        c.nesterov |= self.nesterov;
+        c.export_features |= self.export_features;
+        for kv in &self.head_param {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--head-param {kv:?}: expected NAME=VALUE"))?;
+            let v: f64 = v
+                .trim()
+                .parse()
+                .with_context(|| format!("--head-param {kv:?}: {v:?} is not a number"))?;
+            c.head_params.insert(k.trim().to_string(), v);
+        }
+        Ok(c)
+    }
+}
+
+pub(super) fn train(args: TrainArgs) -> Result<ExitCode> {
+    let config = args.to_config()?;
+    let valid = config.check()?;
+    let outcome = crate::train::train(&valid, args.resume)?;
+    if let Some(last) = outcome.history.last() {
+        println!(
+            "{}",
+            serde_json::json!({
+                "out": outcome.out,
+                "epochs": last.epoch,
+                "test_acc": last.test_acc,
+                "test_loss": last.test_loss,
+            })
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Options of `symfeat bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Model: cnn (1x28x28, softmax head) or resnet20 (3x32x32, symmetrical head).
+    #[arg(long, default_value = "cnn")]
+    model: String,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Timed steps (after warm-up steps).
+    #[arg(long, default_value_t = 30)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Device: cpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub(super) fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let Some(model) = BenchModel::parse(&args.model) else {
+        bail!("--model {:?}: expected cnn or resnet20", args.model);
+    };
+    if args.batch == 0 || args.steps == 0 {
+        bail!("--batch and --steps must be at least 1");
+    }
+    let device = DeviceChoice::parse(&args.device)?;
+    set_threads(args.threads);
+    let r = run_on(
+        device,
+        BenchJob {
+            model,
+            batch: args.batch,
+            steps: args.steps,
+            warmup: args.warmup,
+        },
+    )?;
+    println!("train_img_s={:.1}", r.train_img_s);
+    println!("infer_img_s={:.1}", r.infer_img_s);
+    Ok(ExitCode::SUCCESS)
+}

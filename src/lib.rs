@@ -1,0 +1,15 @@
+//! symfeat: the geometry of the classification layer of neural networks.
+//!
+//! Train backbones with the paper's symmetrical layer or popular heads, and
+//! measure whether the class weights are the class centers.
+#![warn(missing_docs)]
+
+pub mod atomic;
+pub mod backend;
+pub mod bench;
+pub mod cli;
+pub mod data;
+// pub mod geometry; (being written)
+pub mod heads;
+pub mod nets;
+pub mod train;

@@ -1,0 +1,62 @@
+//! The reference CNN of symfeat's benchmarks (and of the PyTorch peer in
+//! `bench/common.py`): conv5x5 32 pad 2 - ReLU - maxpool 2 - conv5x5 64 pad 2
+//! - ReLU - maxpool 2 - fc 128 - ReLU. PyTorch-default initialisation
+//! (uniform +-1/sqrt(fan_in) for weights and biases), which is burn's default.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// Builds a [`Cnn`].
+#[derive(Config, Debug)]
+pub struct CnnConfig {
+    /// Input channels.
+    pub channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Feature dimension D.
+    #[config(default = 128)]
+    pub features: usize,
+}
+
+/// The reference CNN backbone.
+#[derive(Module, Debug)]
+pub struct Cnn<B: Backend> {
+    conv1: Conv2d<B>,
+    conv2: Conv2d<B>,
+    pool: MaxPool2d,
+    fc: Linear<B>,
+}
+
+impl CnnConfig {
+    /// Build on `device`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Cnn<B> {
+        let pad = PaddingConfig2d::Explicit(2, 2, 2, 2);
+        let flat = 64 * (self.height / 4) * (self.width / 4);
+        Cnn {
+            conv1: Conv2dConfig::new([self.channels, 32], [5, 5])
+                .with_padding(pad.clone())
+                .init(device),
+            conv2: Conv2dConfig::new([32, 64], [5, 5])
+                .with_padding(pad)
+                .init(device),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            fc: LinearConfig::new(flat, self.features).init(device),
+        }
+    }
+}
+
+impl<B: Backend> Cnn<B> {
+    /// # Shapes
+    /// `[B, Ch, H, W]` -> `[B, 128]`.
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let x = self.pool.forward(relu(self.conv1.forward(images))); // [B, 32, H/2, W/2]
+        let x = self.pool.forward(relu(self.conv2.forward(x))); // [B, 64, H/4, W/4]
+        let x: Tensor<B, 2> = x.flatten(1, 3);
+        relu(self.fc.forward(x))
+    }
+}

@@ -1,0 +1,93 @@
+//! LeNet++ of the center-loss paper (Wen et al., ECCV 2016; field notes §6):
+//! conv5x5 32,32 - pool - 64,64 - pool - 128,128 - pool, PReLU, pad 2, then a
+//! fully connected layer to D features (2 for plots) followed by PReLU, as in
+//! the widely used PyTorch port.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig, PaddingConfig2d};
+use burn::prelude::*;
+
+/// Builds a [`LeNetPP`].
+#[derive(Config, Debug)]
+pub struct LeNetPPConfig {
+    /// Input channels.
+    pub channels: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Feature dimension D.
+    pub features: usize,
+}
+
+/// One conv5x5 (pad 2) + per-channel PReLU.
+#[derive(Module, Debug)]
+struct ConvPRelu<B: Backend> {
+    conv: Conv2d<B>,
+    act: PRelu<B>,
+}
+
+impl<B: Backend> ConvPRelu<B> {
+    fn new(cin: usize, cout: usize, device: &B::Device) -> Self {
+        Self {
+            conv: Conv2dConfig::new([cin, cout], [5, 5])
+                .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+                .init(device),
+            act: PReluConfig::new().with_num_parameters(cout).init(device),
+        }
+    }
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.act.forward(self.conv.forward(x))
+    }
+}
+
+/// LeNet++ backbone.
+#[derive(Module, Debug)]
+pub struct LeNetPP<B: Backend> {
+    convs: Vec<ConvPRelu<B>>,
+    pool: MaxPool2d,
+    fc: Linear<B>,
+    act: PRelu<B>,
+}
+
+impl LeNetPPConfig {
+    /// Build on `device`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> LeNetPP<B> {
+        let widths = [
+            (self.channels, 32),
+            (32, 32),
+            (32, 64),
+            (64, 64),
+            (64, 128),
+            (128, 128),
+        ];
+        let convs = widths
+            .iter()
+            .map(|&(cin, cout)| ConvPRelu::new(cin, cout, device))
+            .collect();
+        let flat = 128 * (self.height / 8) * (self.width / 8);
+        LeNetPP {
+            convs,
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            fc: LinearConfig::new(flat, self.features).init(device),
+            act: PReluConfig::new().init(device),
+        }
+    }
+}
+
+impl<B: Backend> LeNetPP<B> {
+    /// # Shapes
+    /// `[B, Ch, H, W]` -> `[B, D]`.
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let mut x = images;
+        for (i, conv) in self.convs.iter().enumerate() {
+            x = conv.forward(x);
+            if i % 2 == 1 {
+                x = self.pool.forward(x); // halves H and W after each pair
+            }
+        }
+        let x: Tensor<B, 2> = x.flatten(1, 3); // [B, 128 * H/8 * W/8]
+        self.act.forward(self.fc.forward(x))
+    }
+}

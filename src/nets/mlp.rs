@@ -1,0 +1,45 @@
+//! A two-hidden-layer perceptron: flatten - fc 256 - ReLU - fc 128 - ReLU.
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// Builds an [`Mlp`].
+#[derive(Config, Debug)]
+pub struct MlpConfig {
+    /// Flattened input size (Ch * H * W).
+    pub input: usize,
+    /// First hidden width.
+    #[config(default = 256)]
+    pub hidden: usize,
+    /// Feature dimension D.
+    #[config(default = 128)]
+    pub features: usize,
+}
+
+/// Multilayer perceptron backbone; PyTorch-default initialisation.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    fc1: Linear<B>,
+    fc2: Linear<B>,
+}
+
+impl MlpConfig {
+    /// Build on `device`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Mlp<B> {
+        Mlp {
+            fc1: LinearConfig::new(self.input, self.hidden).init(device),
+            fc2: LinearConfig::new(self.hidden, self.features).init(device),
+        }
+    }
+}
+
+impl<B: Backend> Mlp<B> {
+    /// # Shapes
+    /// `[B, Ch, H, W]` -> `[B, 128]`.
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let x: Tensor<B, 2> = images.flatten(1, 3); // [B, Ch*H*W]
+        let x = relu(self.fc1.forward(x));
+        relu(self.fc2.forward(x))
+    }
+}

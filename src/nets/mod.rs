@@ -1,0 +1,172 @@
+//! Backbones: images `[B, Ch, H, W]` -> penultimate features `[B, D]`.
+//!
+//! Every backbone returns the features the head sees, separately from the
+//! head, so that the probe and the exports measure exactly what the
+//! classification layer works on. Legend: `B` batch, `Ch` image channels,
+//! `D` feature dimension.
+
+mod cnn;
+mod lenet;
+mod mlp;
+mod resnet;
+
+pub use cnn::{Cnn, CnnConfig};
+pub use lenet::{LeNetPP, LeNetPPConfig};
+pub use mlp::{Mlp, MlpConfig};
+pub use resnet::{ResNet, ResNetConfig};
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The backbones symfeat knows, by their CLI names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetKind {
+    /// Two hidden fully connected layers (256, 128), ReLU. D = 128.
+    Mlp,
+    /// LeNet++ of the center-loss paper (Wen et al. 2016), PReLU; D configurable (2 for plots).
+    Lenet,
+    /// The reference CNN of the benchmarks: conv5x5 32 - pool - conv5x5 64 - pool - fc 128. D = 128.
+    Cnn,
+    /// CIFAR ResNet-20 (option-A shortcuts), D = 64.
+    Resnet20,
+    /// CIFAR ResNet-32.
+    Resnet32,
+    /// CIFAR ResNet-44.
+    Resnet44,
+    /// CIFAR ResNet-56.
+    Resnet56,
+    /// CIFAR ResNet-110 (the paper's backbone).
+    Resnet110,
+}
+
+impl NetKind {
+    /// All names, for help texts and errors.
+    pub const NAMES: &'static str =
+        "mlp, lenet, cnn, resnet20, resnet32, resnet44, resnet56, resnet110";
+
+    /// Parse a CLI name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "mlp" => Self::Mlp,
+            "lenet" | "lenet++" => Self::Lenet,
+            "cnn" => Self::Cnn,
+            "resnet20" => Self::Resnet20,
+            "resnet32" => Self::Resnet32,
+            "resnet44" => Self::Resnet44,
+            "resnet56" => Self::Resnet56,
+            "resnet110" => Self::Resnet110,
+            _ => return None,
+        })
+    }
+
+    /// Blocks per stage of a CIFAR ResNet (depth = 6 n + 2).
+    fn resnet_blocks(self) -> Option<usize> {
+        match self {
+            Self::Resnet20 => Some(3),
+            Self::Resnet32 => Some(5),
+            Self::Resnet44 => Some(7),
+            Self::Resnet56 => Some(9),
+            Self::Resnet110 => Some(18),
+            _ => None,
+        }
+    }
+}
+
+/// What a backbone needs to be built.
+#[derive(Debug, Clone, Copy)]
+pub struct NetSpec {
+    /// Which backbone.
+    pub kind: NetKind,
+    /// Image channels (1 for MNIST-like, 3 for CIFAR).
+    pub channels: usize,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// Feature dimension for LeNet++ (ignored by the others, whose D is fixed).
+    pub lenet_dim: usize,
+}
+
+impl NetSpec {
+    /// Feature dimension D of the built backbone.
+    pub fn feature_dim(&self) -> usize {
+        match self.kind {
+            NetKind::Mlp | NetKind::Cnn => 128,
+            NetKind::Lenet => self.lenet_dim,
+            _ => 64,
+        }
+    }
+
+    /// Check the image geometry against what the backbone accepts.
+    pub fn check(&self) -> Result<(), String> {
+        if self.kind == NetKind::Lenet && self.lenet_dim == 0 {
+            return Err("--feature-dim must be at least 1 for lenet".into());
+        }
+        let min = match self.kind {
+            NetKind::Mlp => 1,
+            NetKind::Cnn => 4,
+            NetKind::Lenet => 8,
+            _ => 8,
+        };
+        if self.height < min || self.width < min {
+            return Err(format!(
+                "net {:?} needs images of at least {min}x{min}, got {}x{}",
+                self.kind, self.height, self.width
+            ));
+        }
+        if self.kind.resnet_blocks().is_some() && (self.height % 4 != 0 || self.width % 4 != 0) {
+            return Err(format!(
+                "CIFAR ResNets need height and width divisible by 4, got {}x{}",
+                self.height, self.width
+            ));
+        }
+        Ok(())
+    }
+
+    /// Build the backbone on `device`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Backbone<B> {
+        match self.kind {
+            NetKind::Mlp => {
+                Backbone::Mlp(MlpConfig::new(self.channels * self.height * self.width).init(device))
+            }
+            NetKind::Cnn => {
+                Backbone::Cnn(CnnConfig::new(self.channels, self.height, self.width).init(device))
+            }
+            NetKind::Lenet => Backbone::Lenet(
+                LeNetPPConfig::new(self.channels, self.height, self.width, self.lenet_dim)
+                    .init(device),
+            ),
+            kind => {
+                let blocks = kind.resnet_blocks().unwrap_or(3);
+                Backbone::Resnet(ResNetConfig::new(self.channels, blocks).init(device))
+            }
+        }
+    }
+}
+
+/// One backbone of any kind (the module tree stores which).
+#[derive(Module, Debug)]
+pub enum Backbone<B: Backend> {
+    /// See [`Mlp`].
+    Mlp(Mlp<B>),
+    /// See [`Cnn`].
+    Cnn(Cnn<B>),
+    /// See [`LeNetPP`].
+    Lenet(LeNetPP<B>),
+    /// See [`ResNet`].
+    Resnet(ResNet<B>),
+}
+
+impl<B: Backend> Backbone<B> {
+    /// # Shapes
+    /// `images [B, Ch, H, W]` -> features `[B, D]`.
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        match self {
+            Self::Mlp(m) => m.forward(images),
+            Self::Cnn(m) => m.forward(images),
+            Self::Lenet(m) => m.forward(images),
+            Self::Resnet(m) => m.forward(images),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! CIFAR ResNets (He et al., CVPR 2016, section 4.2) with option-A shortcuts:
+//! 3x3 conv 16 - BN - ReLU, three stages of n basic blocks (16, 32, 64
+//! channels, stride 2 at the start of stages 2 and 3), global average pool.
+//! Depth 6n + 2: ResNet-20 (n=3) ... ResNet-110 (n=18). Feature size D = 64.
+//!
+//! Option A: when a block changes shape, the shortcut subsamples every other
+//! pixel (`x[:, :, ::2, ::2]`) and pads the new channels with zeros, adding no
+//! parameter. Convolutions have no bias and use Kaiming-normal (fan-in, gain
+//! sqrt 2) initialisation, as in the widely used PyTorch CIFAR ResNet code.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// Builds a [`ResNet`].
+#[derive(Config, Debug)]
+pub struct ResNetConfig {
+    /// Input channels.
+    pub channels: usize,
+    /// Blocks per stage (n).
+    pub blocks: usize,
+}
+
+fn conv3x3<B: Backend>(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Conv2d<B> {
+    Conv2dConfig::new([cin, cout], [3, 3])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .with_initializer(Initializer::KaimingNormal {
+            gain: std::f64::consts::SQRT_2,
+            fan_out_only: false,
+        })
+        .init(device)
+}
+
+/// Basic block: conv-BN-ReLU-conv-BN + option-A shortcut, ReLU.
+#[derive(Module, Debug)]
+struct BasicBlock<B: Backend> {
+    conv1: Conv2d<B>,
+    bn1: BatchNorm<B>,
+    conv2: Conv2d<B>,
+    bn2: BatchNorm<B>,
+    stride: usize,
+    pad_channels: usize,
+}
+
+impl<B: Backend> BasicBlock<B> {
+    fn new(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Self {
+        Self {
+            conv1: conv3x3(cin, cout, stride, device),
+            bn1: BatchNormConfig::new(cout).init(device),
+            conv2: conv3x3(cout, cout, 1, device),
+            bn2: BatchNormConfig::new(cout).init(device),
+            stride,
+            pad_channels: (cout - cin) / 2,
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
+        let out = self.bn2.forward(self.conv2.forward(out));
+        relu(out + self.shortcut(x))
+    }
+
+    /// Option-A shortcut: subsample by the stride, zero-pad the channels.
+    fn shortcut(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        if self.stride == 1 && self.pad_channels == 0 {
+            return x;
+        }
+        let [b, c, h, w] = x.dims();
+        let x = if self.stride == 2 {
+            // x[:, :, ::2, ::2] for even H and W (checked by NetSpec::check).
+            x.reshape([b, c, h / 2, 2, w / 2, 2])
+                .narrow(3, 0, 1)
+                .narrow(5, 0, 1)
+                .reshape([b, c, h / 2, w / 2])
+        } else {
+            x
+        };
+        if self.pad_channels == 0 {
+            return x;
+        }
+        let [b, _, h, w] = x.dims();
+        let zeros = Tensor::zeros([b, self.pad_channels, h, w], &x.device());
+        Tensor::cat(vec![zeros.clone(), x, zeros], 1)
+    }
+}
+
+/// CIFAR ResNet backbone.
+#[derive(Module, Debug)]
+pub struct ResNet<B: Backend> {
+    conv: Conv2d<B>,
+    bn: BatchNorm<B>,
+    blocks: Vec<BasicBlock<B>>,
+}
+
+impl ResNetConfig {
+    /// Build on `device`.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ResNet<B> {
+        let mut blocks = Vec::with_capacity(3 * self.blocks);
+        let mut cin = 16;
+        for (stage, cout) in [16usize, 32, 64].into_iter().enumerate() {
+            for i in 0..self.blocks {
+                let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+                blocks.push(BasicBlock::new(cin, cout, stride, device));
+                cin = cout;
+            }
+        }
+        ResNet {
+            conv: conv3x3(self.channels, 16, 1, device),
+            bn: BatchNormConfig::new(16).init(device),
+            blocks,
+        }
+    }
+}
+
+impl<B: Backend> ResNet<B> {
+    /// # Shapes
+    /// `[B, Ch, H, W]` -> `[B, 64]`.
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let mut x = relu(self.bn.forward(self.conv.forward(images))); // [B, 16, H, W]
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let [b, c, _, _] = x.dims(); // [B, 64, H/4, W/4]
+        x.mean_dim(3).mean_dim(2).reshape([b, c])
+    }
+}

@@ -1,0 +1,337 @@
+//! `TrainConfig`: every option of `symfeat train`, readable from TOML.
+//!
+//! Order of precedence: built-in defaults < `--config FILE` < command-line
+//! flags. [`TrainConfig::check`] is the only way to a [`ValidTrainConfig`],
+//! so the trainer never sees a bad value.
+
+use super::Schedule;
+use crate::backend::DeviceChoice;
+use crate::data::DatasetKind;
+use crate::heads::{HeadKind, HeadSpec};
+use crate::nets::NetKind;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// All training options, as written to `config.toml` in the run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// fashion-mnist, mnist, cifar10 or cifar100.
+    pub dataset: String,
+    /// Directory with the dataset files (default: the Debian package's for fashion-mnist).
+    pub data: Option<PathBuf>,
+    /// Backbone: mlp, lenet, cnn, resnet20/32/44/56/110.
+    pub net: String,
+    /// Feature dimension of lenet (2 for plots).
+    pub feature_dim: usize,
+    /// Head: softmax or symmetrical.
+    pub head: String,
+    /// Head parameters (e.g. `s = 16.0`).
+    pub head_params: BTreeMap<String, f64>,
+    /// Training epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// SGD momentum (dampening 0, as PyTorch).
+    pub momentum: f64,
+    /// Weight decay (L2 added to the gradient, as PyTorch's SGD), on all parameters.
+    pub weight_decay: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// Learning-rate schedule: const, cosine or multistep.
+    pub schedule: String,
+    /// Multistep milestones (epochs, 0-based: 80 applies from the 81st epoch).
+    pub milestones: Vec<usize>,
+    /// Multistep factor.
+    pub gamma: f64,
+    /// Linear warm-up epochs.
+    pub warmup_epochs: usize,
+    /// Seed of initialisation, shuffling and augmentation.
+    pub seed: u64,
+    /// Use only the first N training images.
+    pub train_limit: Option<usize>,
+    /// Use only the first N test images.
+    pub test_limit: Option<usize>,
+    /// Random crop (pad 4) + horizontal flip; default: on for CIFAR, off otherwise.
+    pub augment: Option<bool>,
+    /// Input normalisation: "dataset" (per-channel mean/std of the training set) or "half" (0.5/0.5).
+    pub normalize: String,
+    /// CPU threads (default: all cores).
+    pub threads: Option<usize>,
+    /// cpu, cuda or cuda:N.
+    pub device: String,
+    /// Run directory.
+    pub out: PathBuf,
+    /// Export test-set features, labels and class weights as NPY at the end.
+    pub export_features: bool,
+    /// Batch size for evaluation.
+    pub eval_batch: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            dataset: "fashion-mnist".into(),
+            data: None,
+            net: "cnn".into(),
+            feature_dim: 2,
+            head: "softmax".into(),
+            head_params: BTreeMap::new(),
+            epochs: 5,
+            batch: 128,
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov: false,
+            schedule: "const".into(),
+            milestones: vec![],
+            gamma: 0.1,
+            warmup_epochs: 0,
+            seed: 0,
+            train_limit: None,
+            test_limit: None,
+            augment: None,
+            normalize: "dataset".into(),
+            threads: None,
+            device: "cpu".into(),
+            out: PathBuf::from("runs/train"),
+            export_features: false,
+            eval_batch: 1000,
+        }
+    }
+}
+
+/// Input normalisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normalize {
+    /// Per-channel mean and std of the training set.
+    Dataset,
+    /// Mean 0.5 and std 0.5 per channel (the authors' CIFAR code).
+    Half,
+}
+
+/// A checked configuration: parsed names, validated ranges.
+#[derive(Debug, Clone)]
+pub struct ValidTrainConfig {
+    /// The configuration as given (written to `config.toml`).
+    pub raw: TrainConfig,
+    /// Dataset.
+    pub dataset: DatasetKind,
+    /// Backbone.
+    pub net: NetKind,
+    /// Head and its resolved parameters.
+    pub head: HeadSpec,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Input normalisation.
+    pub normalize: Normalize,
+    /// Device.
+    pub device: DeviceChoice,
+    /// Augmentation on or off.
+    pub augment: bool,
+}
+
+impl TrainConfig {
+    /// Read a TOML file; unknown keys and wrong types are errors naming the file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// The TOML text of this configuration.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Validate every field; the error names the option and what was expected.
+    pub fn check(&self) -> Result<ValidTrainConfig> {
+        let dataset: DatasetKind = self.dataset.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "dataset {:?}: expected fashion-mnist, mnist, cifar10 or cifar100",
+                self.dataset
+            )
+        })?;
+        let Some(net) = NetKind::parse(&self.net) else {
+            bail!("net {:?}: expected one of {}", self.net, NetKind::NAMES);
+        };
+        let Some(kind) = HeadKind::parse(&self.head) else {
+            bail!("head {:?}: expected one of {}", self.head, HeadKind::NAMES);
+        };
+        let head = HeadSpec {
+            kind,
+            params: self.head_params.clone(),
+        };
+        head.resolve()
+            .map_err(|e| anyhow::anyhow!("head-param: {e}"))?;
+        if self.epochs == 0 {
+            bail!("epochs must be at least 1");
+        }
+        if self.batch == 0 || self.eval_batch == 0 {
+            bail!("batch and eval-batch must be at least 1");
+        }
+        for (name, v) in [("lr", self.lr), ("gamma", self.gamma)] {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("{name} = {v}: expected a finite number > 0");
+            }
+        }
+        for (name, v) in [
+            ("momentum", self.momentum),
+            ("weight-decay", self.weight_decay),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("{name} = {v}: expected a finite number >= 0");
+            }
+        }
+        if self.momentum >= 1.0 {
+            bail!("momentum = {}: expected a value in [0, 1)", self.momentum);
+        }
+        if self.nesterov && self.momentum == 0.0 {
+            bail!("nesterov needs momentum > 0");
+        }
+        if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
+            bail!(
+                "warmup-epochs = {} must be smaller than epochs = {}",
+                self.warmup_epochs,
+                self.epochs
+            );
+        }
+        let schedule = Schedule::parse(&self.schedule, &self.milestones, self.gamma)?;
+        let normalize = match self.normalize.as_str() {
+            "dataset" => Normalize::Dataset,
+            "half" => Normalize::Half,
+            other => bail!("normalize {other:?}: expected dataset or half"),
+        };
+        if self.train_limit == Some(0) || self.test_limit == Some(0) {
+            bail!("train-limit and test-limit must be at least 1");
+        }
+        if self.threads == Some(0) {
+            bail!("threads must be at least 1");
+        }
+        let device = DeviceChoice::parse(&self.device)?;
+        let augment = self.augment.unwrap_or(matches!(
+            dataset,
+            DatasetKind::Cifar10 | DatasetKind::Cifar100
+        ));
+        Ok(ValidTrainConfig {
+            raw: self.clone(),
+            dataset,
+            net,
+            head,
+            schedule,
+            normalize,
+            device,
+            augment,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_round_trip_through_toml() {
+        let c = TrainConfig::default();
+        c.check().unwrap();
+        let back: TrainConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_rejected() {
+        let e = toml::from_str::<TrainConfig>("epochz = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("epochz"), "{e}");
+        let e = toml::from_str::<TrainConfig>("epochs = \"five\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("epochs") || e.contains("integer"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let cases: Vec<(TrainConfig, &str)> = vec![
+            (
+                TrainConfig {
+                    net: "vgg".into(),
+                    ..Default::default()
+                },
+                "net",
+            ),
+            (
+                TrainConfig {
+                    head: "foo".into(),
+                    ..Default::default()
+                },
+                "head",
+            ),
+            (
+                TrainConfig {
+                    lr: -1.0,
+                    ..Default::default()
+                },
+                "lr",
+            ),
+            (
+                TrainConfig {
+                    momentum: 1.5,
+                    ..Default::default()
+                },
+                "momentum",
+            ),
+            (
+                TrainConfig {
+                    schedule: "linear".into(),
+                    ..Default::default()
+                },
+                "schedule",
+            ),
+            (
+                TrainConfig {
+                    dataset: "imagenet".into(),
+                    ..Default::default()
+                },
+                "dataset",
+            ),
+            (
+                TrainConfig {
+                    epochs: 0,
+                    ..Default::default()
+                },
+                "epochs",
+            ),
+            (
+                TrainConfig {
+                    device: "tpu".into(),
+                    ..Default::default()
+                },
+                "device",
+            ),
+            (
+                TrainConfig {
+                    head: "symmetrical".into(),
+                    head_params: [("s".to_string(), -2.0)].into(),
+                    ..Default::default()
+                },
+                "s",
+            ),
+            (
+                TrainConfig {
+                    head_params: [("m".to_string(), 0.5)].into(),
+                    ..Default::default()
+                },
+                "m",
+            ),
+        ];
+        for (c, word) in cases {
+            let e = c.check().unwrap_err().to_string();
+            assert!(e.contains(word), "{word}: {e}");
+        }
+    }
+}

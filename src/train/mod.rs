@@ -1,0 +1,13 @@
+//! Training: configuration, schedules, checkpoints, exports and the loop.
+
+mod checkpoint;
+mod config;
+mod export;
+mod run;
+mod schedule;
+
+pub use checkpoint::{Checkpoint, CheckpointState};
+pub use config::{Normalize, TrainConfig, ValidTrainConfig};
+pub use export::{export_safetensors, write_npy_f32, write_npy_i64};
+pub use run::{EpochMetrics, Model, TrainOutcome, train};
+pub use schedule::Schedule;

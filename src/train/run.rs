@@ -1,0 +1,457 @@
+//! The training loop, top to bottom: build, resume, then per epoch
+//! (set lr, forward, loss, check, backward, step, log), evaluate, log,
+//! checkpoint; at the end the final weights and the optional exports.
+
+use super::checkpoint::{Checkpoint, CheckpointState};
+use super::config::{Normalize, ValidTrainConfig};
+use super::export::{export_safetensors, write_npy_f32, write_npy_i64};
+use crate::backend::{BackendJob, run_on, set_threads};
+use crate::data::{self, Augment, ImageSet, Normalizer};
+use crate::heads::{Head, HeadOps, cross_entropy};
+use crate::nets::{Backbone, NetSpec};
+use anyhow::{Context, Result, bail};
+use burn::module::AutodiffModule;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A backbone and a head: images `[B, Ch, H, W]` -> features `[B, D]` -> logits `[B, C]`.
+#[derive(Module, Debug)]
+pub struct Model<B: Backend> {
+    /// Backbone.
+    pub net: Backbone<B>,
+    /// Classification head.
+    pub head: Head<B>,
+}
+
+impl<B: Backend> Model<B> {
+    /// Features `[B, D]` and prediction logits `[B, C]`.
+    pub fn forward(&self, images: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let features = self.net.forward(images);
+        let logits = self.head.logits(features.clone());
+        (features, logits)
+    }
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch, 1-based.
+    pub epoch: usize,
+    /// Learning rate at the last step of the epoch.
+    pub lr: f64,
+    /// Mean training loss over the epoch's samples.
+    pub train_loss: f64,
+    /// Training accuracy (fraction, from the training logits).
+    pub train_acc: f64,
+    /// Mean test loss.
+    pub test_loss: f64,
+    /// Test accuracy (fraction).
+    pub test_acc: f64,
+    /// Wall-clock seconds of the epoch (training and evaluation).
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_s: f64,
+}
+
+/// What a finished run returns.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// Every epoch's metrics.
+    pub history: Vec<EpochMetrics>,
+    /// The run directory.
+    pub out: PathBuf,
+}
+
+/// File names inside a run directory.
+pub(crate) mod files {
+    pub const CONFIG: &str = "config.toml";
+    pub const METRICS: &str = "metrics.jsonl";
+    pub const CHECKPOINT: &str = "checkpoint.bin";
+    pub const WEIGHTS: &str = "model.safetensors";
+}
+
+type Rec = NamedMpkBytesRecorder<FullPrecisionSettings>;
+
+/// Train as configured. With `resume`, continue from `out/checkpoint.bin`.
+pub fn train(cfg: &ValidTrainConfig, resume: bool) -> Result<TrainOutcome> {
+    let out = cfg.raw.out.clone();
+    let ckpt_path = out.join(files::CHECKPOINT);
+    let checkpoint = if resume {
+        if !ckpt_path.exists() {
+            bail!(
+                "--resume: no checkpoint at {}; start the run without --resume",
+                ckpt_path.display()
+            );
+        }
+        Some(Checkpoint::load(&ckpt_path)?)
+    } else {
+        if ckpt_path.exists() {
+            bail!(
+                "{} already holds a run (checkpoint.bin); continue it with \
+                 `symfeat train --config {} --resume` or choose another --out",
+                out.display(),
+                out.join(files::CONFIG).display()
+            );
+        }
+        None
+    };
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create output directory {}", out.display()))?;
+    crate::atomic::write(&out.join(files::CONFIG), cfg.raw.to_toml().as_bytes())?;
+
+    let (mut train_set, mut test_set) = data::load(cfg.dataset, cfg.raw.data.as_deref())?;
+    if let Some(n) = cfg.raw.train_limit {
+        train_set.truncate(n);
+    }
+    if let Some(n) = cfg.raw.test_limit {
+        test_set.truncate(n);
+    }
+    let norm = match cfg.normalize {
+        Normalize::Dataset => Normalizer::fit(&train_set),
+        Normalize::Half => Normalizer::half(train_set.channels),
+    };
+    let spec = NetSpec {
+        kind: cfg.net,
+        channels: train_set.channels,
+        height: train_set.height,
+        width: train_set.width,
+        lenet_dim: cfg.raw.feature_dim,
+    };
+    spec.check().map_err(|e| anyhow::anyhow!("net: {e}"))?;
+    set_threads(cfg.raw.threads);
+    eprintln!(
+        "symfeat train: {} ({} train / {} test), net {}, head {}, {} epochs on {}",
+        cfg.raw.dataset,
+        train_set.n,
+        test_set.n,
+        cfg.raw.net,
+        cfg.raw.head,
+        cfg.raw.epochs,
+        cfg.device
+    );
+    let job = TrainJob {
+        cfg,
+        spec,
+        train_set,
+        test_set,
+        norm,
+        checkpoint,
+        out: out.clone(),
+    };
+    let history = run_on(cfg.device, job)?;
+    Ok(TrainOutcome { history, out })
+}
+
+struct TrainJob<'a> {
+    cfg: &'a ValidTrainConfig,
+    spec: NetSpec,
+    train_set: ImageSet,
+    test_set: ImageSet,
+    norm: Normalizer,
+    checkpoint: Option<Checkpoint>,
+    out: PathBuf,
+}
+
+/// Images `idx` of `set` as tensors `[B, Ch, H, W]` and labels `[B]`.
+pub(crate) fn batch_tensors<B: Backend>(
+    set: &ImageSet,
+    idx: &[usize],
+    norm: &Normalizer,
+    augment: Option<(&Augment, &mut ChaCha8Rng)>,
+    buf: &mut Vec<f32>,
+    device: &B::Device,
+) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    let labels = data::fill_batch(set, idx, norm, augment, buf);
+    let shape = [idx.len(), set.channels, set.height, set.width];
+    let x = Tensor::from_data(TensorData::new(std::mem::take(buf), shape), device);
+    let y = Tensor::from_data(TensorData::new(labels, [idx.len()]), device);
+    (x, y)
+}
+
+/// Mean loss and accuracy of `model` on `set`.
+pub(crate) fn evaluate<B: Backend>(
+    model: &Model<B>,
+    set: &ImageSet,
+    norm: &Normalizer,
+    eval_batch: usize,
+    device: &B::Device,
+) -> (f64, f64) {
+    let (mut loss_sum, mut correct) = (0.0f64, 0i64);
+    let mut buf = Vec::new();
+    let order: Vec<usize> = (0..set.n).collect();
+    for idx in order.chunks(eval_batch) {
+        let (x, y) = batch_tensors::<B>(set, idx, norm, None, &mut buf, device);
+        let (_, logits) = model.forward(x);
+        let loss: f32 = cross_entropy(logits.clone(), y.clone())
+            .into_scalar()
+            .elem();
+        loss_sum += loss as f64 * idx.len() as f64;
+        correct += count_correct(logits, y);
+    }
+    let n = set.n.max(1) as f64;
+    (loss_sum / n, correct as f64 / n)
+}
+
+fn count_correct<B: Backend>(logits: Tensor<B, 2>, y: Tensor<B, 1, Int>) -> i64 {
+    let [b, _] = logits.dims();
+    logits
+        .argmax(1)
+        .reshape([b])
+        .equal(y)
+        .int()
+        .sum()
+        .into_scalar()
+        .elem()
+}
+
+/// Seed of the augmentation stream of one epoch.
+fn augment_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(
+        seed.rotate_left(17) ^ (epoch as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
+    )
+}
+
+fn write_metrics(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+    let mut text = String::new();
+    for m in history {
+        text.push_str(&serde_json::to_string(m)?);
+        text.push('\n');
+    }
+    crate::atomic::write(path, text.as_bytes())?;
+    Ok(())
+}
+
+impl BackendJob for TrainJob<'_> {
+    type Output = Vec<EpochMetrics>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Vec<EpochMetrics>> {
+        let TrainJob {
+            cfg,
+            spec,
+            train_set,
+            test_set,
+            norm,
+            checkpoint,
+            out,
+        } = self;
+        let raw = &cfg.raw;
+        B::seed(&device, raw.seed);
+        let classes = train_set.num_classes;
+        let head = cfg
+            .head
+            .init::<B>(spec.feature_dim(), classes, &device)
+            .map_err(|e| anyhow::anyhow!("head: {e}"))?;
+        let mut model = Model {
+            net: spec.init::<B>(&device),
+            head,
+        };
+        let momentum = (raw.momentum > 0.0).then(|| MomentumConfig {
+            momentum: raw.momentum,
+            dampening: 0.0, // PyTorch's default; burn's is 0.1
+            nesterov: raw.nesterov,
+        });
+        let decay = (raw.weight_decay > 0.0).then(|| WeightDecayConfig {
+            penalty: raw.weight_decay as f32,
+        });
+        let mut optim = SgdConfig::new()
+            .with_momentum(momentum)
+            .with_weight_decay(decay)
+            .init::<B, Model<B>>();
+
+        let mut state = CheckpointState {
+            epochs_done: 0,
+            global_step: 0,
+            seed: raw.seed,
+            history: vec![],
+        };
+        if let Some(ck) = checkpoint {
+            let rec = Rec::default();
+            let model_rec = rec.load(ck.model, &device).map_err(|e| {
+                anyhow::anyhow!("checkpoint model record does not fit this config: {e}")
+            })?;
+            model = model.load_record(model_rec);
+            let optim_rec = rec.load(ck.optim, &device).map_err(|e| {
+                anyhow::anyhow!("checkpoint optimizer record does not fit this config: {e}")
+            })?;
+            optim = optim.load_record(optim_rec);
+            if ck.state.seed != raw.seed {
+                bail!(
+                    "checkpoint seed {} differs from config seed {}",
+                    ck.state.seed,
+                    raw.seed
+                );
+            }
+            state = ck.state;
+            eprintln!(
+                "resuming after epoch {} (step {})",
+                state.epochs_done, state.global_step
+            );
+        }
+
+        let steps_per_epoch = train_set.n.div_ceil(raw.batch);
+        let aug = Augment {
+            crop_pad: 4,
+            flip: true,
+        };
+        let mut buf = Vec::new();
+        for epoch in state.epochs_done..raw.epochs {
+            let start = Instant::now();
+            let order = data::epoch_order(train_set.n, raw.seed, epoch);
+            let mut rng = augment_rng(raw.seed, epoch);
+            let bar = ProgressBar::new(steps_per_epoch as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({per_sec}, ETA {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{}/{}", epoch + 1, raw.epochs));
+            let (mut loss_sum, mut correct, mut lr) = (0.0f64, 0i64, raw.lr);
+            for (step, idx) in order.chunks(raw.batch).enumerate() {
+                lr = cfg.schedule.lr(
+                    raw.lr,
+                    state.global_step,
+                    steps_per_epoch,
+                    raw.epochs,
+                    raw.warmup_epochs,
+                );
+                let augment = cfg.augment.then_some((&aug, &mut rng));
+                let (x, y) = batch_tensors::<B>(&train_set, idx, &norm, augment, &mut buf, &device);
+                let features = model.net.forward(x);
+                let logits = model.head.train_logits(features, y.clone());
+                let loss = cross_entropy(logits.clone(), y.clone());
+                let loss_value: f32 = loss.clone().into_scalar().elem();
+                if !loss_value.is_finite() {
+                    bar.abandon();
+                    bail!(
+                        "training diverged: non-finite loss ({loss_value}) at epoch {} step {} \
+                         (lr {lr}); the last good checkpoint ({}) is kept",
+                        epoch + 1,
+                        step + 1,
+                        if state.epochs_done > 0 {
+                            format!("after epoch {}", state.epochs_done)
+                        } else {
+                            "none yet".into()
+                        }
+                    );
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(lr, model, grads);
+                loss_sum += loss_value as f64 * idx.len() as f64;
+                correct += count_correct(logits, y);
+                state.global_step += 1;
+                bar.inc(1);
+                if step % 20 == 0 {
+                    bar.set_message(format!(
+                        "loss {:.4}",
+                        loss_sum / ((step + 1) * raw.batch).min(train_set.n) as f64
+                    ));
+                }
+            }
+            bar.finish_and_clear();
+            let train_seconds = start.elapsed().as_secs_f64();
+            let valid = model.valid();
+            let (test_loss, test_acc) = evaluate(&valid, &test_set, &norm, raw.eval_batch, &device);
+            let m = EpochMetrics {
+                epoch: epoch + 1,
+                lr,
+                train_loss: loss_sum / train_set.n as f64,
+                train_acc: correct as f64 / train_set.n as f64,
+                test_loss,
+                test_acc,
+                seconds: start.elapsed().as_secs_f64(),
+                images_per_s: train_set.n as f64 / train_seconds.max(1e-9),
+            };
+            eprintln!(
+                "epoch {:>3}/{}  lr {:.4}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%  {:.1}s ({:.0} img/s)",
+                m.epoch,
+                raw.epochs,
+                m.lr,
+                m.train_loss,
+                100.0 * m.train_acc,
+                m.test_loss,
+                100.0 * m.test_acc,
+                m.seconds,
+                m.images_per_s
+            );
+            state.history.push(m);
+            state.epochs_done = epoch + 1;
+            let rec = Rec::default();
+            let ck = Checkpoint {
+                state: state.clone(),
+                model: rec
+                    .record(model.clone().into_record(), ())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+                optim: rec
+                    .record(optim.to_record(), ())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            };
+            // Metrics first, then the checkpoint: a crash in between re-runs
+            // the epoch on resume and rewrites the same line.
+            write_metrics(&out.join(files::METRICS), &state.history)?;
+            ck.save(&out.join(files::CHECKPOINT))?;
+        }
+
+        let valid = model.valid();
+        export_safetensors(&valid, &out.join(files::WEIGHTS))?;
+        if raw.export_features {
+            export_features(&valid, &test_set, &norm, raw.eval_batch, &device, &out)?;
+        }
+        Ok(state.history)
+    }
+}
+
+/// Write the test-set penultimate features, labels and the head's weights as NPY.
+pub(crate) fn export_features<B: Backend>(
+    model: &Model<B>,
+    set: &ImageSet,
+    norm: &Normalizer,
+    eval_batch: usize,
+    device: &B::Device,
+    out: &Path,
+) -> Result<()> {
+    let mut feats = Vec::new();
+    let mut labels = Vec::with_capacity(set.n);
+    let mut buf = Vec::new();
+    let order: Vec<usize> = (0..set.n).collect();
+    let mut d = 0;
+    for idx in order.chunks(eval_batch) {
+        let batch_labels = data::fill_batch(set, idx, norm, None, &mut buf);
+        let shape = [idx.len(), set.channels, set.height, set.width];
+        let x = Tensor::<B, 4>::from_data(TensorData::new(std::mem::take(&mut buf), shape), device);
+        let f = model.net.forward(x);
+        d = f.dims()[1];
+        feats.extend(to_f32(f));
+        labels.extend(batch_labels);
+    }
+    write_npy_f32(&out.join("features.npy"), feats, set.n, d)?;
+    write_npy_i64(&out.join("labels.npy"), labels)?;
+    let w = model.head.class_weights();
+    let [c, dw] = w.dims();
+    write_npy_f32(&out.join("class_weights.npy"), to_f32(w), c, dw)?;
+    if let Some(b) = model.head.bias() {
+        let n = b.dims()[0];
+        write_npy_f32(&out.join("bias.npy"), to_f32(b), 1, n)?;
+    }
+    if let Some(p) = model.head.derived_params() {
+        let [r, dp] = p.dims();
+        write_npy_f32(&out.join("head_params.npy"), to_f32(p), r, dp)?;
+    }
+    Ok(())
+}
+
+/// Tensor values as f32 on the host.
+pub(crate) fn to_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec().unwrap_or_default()
+}
