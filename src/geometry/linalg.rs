@@ -223,6 +223,12 @@ pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     }
 }
 
+/// `a > b`, false when either is NaN (reads better than `!(a > b)` where
+/// NaN must count as "not greater").
+pub fn greater(a: f64, b: f64) -> bool {
+    a > b
+}
+
 /// `a / |a|`, or `None` for a zero (or non-finite) vector.
 pub fn normalized(a: &[f64]) -> Option<Vec<f64>> {
     let n = norm(a);
@@ -270,6 +276,8 @@ pub fn sym_eigen(a: &Matrix) -> Result<SymEigen> {
 }
 
 /// Householder reduction to tridiagonal form (EISPACK tred2).
+// Index loops mirror the published algorithm line by line.
+#[allow(clippy::needless_range_loop)]
 fn tred2(v: &mut Matrix, d: &mut [f64], e: &mut [f64]) {
     let n = d.len();
     for j in 0..n {
@@ -368,6 +376,7 @@ fn tred2(v: &mut Matrix, d: &mut [f64], e: &mut [f64]) {
 }
 
 /// Implicit QL on the tridiagonal matrix (EISPACK tql2).
+#[allow(clippy::needless_range_loop)]
 fn tql2(v: &mut Matrix, d: &mut [f64], e: &mut [f64]) {
     let n = d.len();
     for i in 1..n {
@@ -467,7 +476,7 @@ pub fn gram_schmidt_columns(a: &Matrix) -> Result<Matrix> {
             }
         }
         let n = norm(&v);
-        if !(n > 1e-10 * original) || !n.is_finite() {
+        if !greater(n, 1e-10 * original) || !n.is_finite() {
             return Err(GeometryError::RankTooLow {
                 what: "Gram-Schmidt columns",
                 needed: cols,

@@ -1,7 +1,38 @@
 //! Geometry of the classification layer, pure f64 (no deep-learning
-//! dependency).
+//! dependency): is the class weight `w_c` the centre of class c?
 //!
-//! Legend: `B` batch, `N` samples, `D` feature dim, `C` classes.
+//! Legend: `B` batch, `N` samples, `D` feature dim, `C` classes. Features
+//! are row-major `N x D` slices (f32 or f64), labels `usize < C`, weights a
+//! [`Matrix`] `C x D` (row c = `w_c`). Angles are in degrees unless the name
+//! says `_rad`. Formulas: field notes §2 (symmetrical layer), §4 (metrics),
+//! §5 (landscape, rotors).
+//!
+//! - [`stats`]: one-pass class statistics (`mu_c`, `mu_G`, `Sigma_W`, `Sigma_B`)
+//! - [`angles`]: angles, compactness, separation
+//! - [`collapse`]: NC1-NC4, symmetry conditions
+//! - [`polygon`]: polygon / ETF / polytope weights, `p_max`
+//! - [`rotor`]: bivectors and rotors
+//! - [`landscape`]: softmax landscape and softmax centre
+//! - [`analysis`]: everything at once ([`analyze`])
+//! - [`linalg`], [`error`]: matrix, eigen-decomposition, errors
+
+pub mod analysis;
+pub mod angles;
+pub mod collapse;
 pub mod error;
+pub mod landscape;
 pub mod linalg;
+pub mod polygon;
+pub mod rotor;
 pub mod stats;
+
+#[cfg(test)]
+mod proptests;
+
+pub use analysis::{
+    Analysis, ClassAnalysis, HeadKind, NcMetrics, SecondPass, analyze, build_head, second_pass,
+};
+pub use error::{GeometryError, Result};
+pub use landscape::{CosineHead, HeadLogits, LinearHead};
+pub use linalg::Matrix;
+pub use stats::ClassStats;

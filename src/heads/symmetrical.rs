@@ -113,3 +113,201 @@ impl<B: Backend> HeadOps<B> for SymmetricalHead<B> {
         Some(self.scale)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Cpu, CpuTrain};
+    use crate::heads::cross_entropy;
+
+    /// Independent f64 reference: the authors' construction through the
+    /// D x D rotation matrices R_k = I + (n2 n1^T - n1 n2^T) sin t
+    /// + (n1 n1^T + n2 n2^T)(cos t - 1), w_k = R_k n1.
+    fn reference_weights(v1: &[f64], v2: &[f64], c: usize) -> Vec<Vec<f64>> {
+        let d = v1.len();
+        let norm = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        let n1: Vec<f64> = v1.iter().map(|a| a / norm(v1)).collect();
+        let dot: f64 = n1.iter().zip(v2).map(|(a, b)| a * b).sum();
+        let u: Vec<f64> = v2.iter().zip(&n1).map(|(b, a)| b - dot * a).collect();
+        let n2: Vec<f64> = u.iter().map(|a| a / norm(&u)).collect();
+        (0..c)
+            .map(|k| {
+                let t = 2.0 * PI * k as f64 / c as f64;
+                (0..d)
+                    .map(|i| {
+                        (0..d)
+                            .map(|j| {
+                                let eye = if i == j { 1.0 } else { 0.0 };
+                                let r = eye
+                                    + (n2[i] * n1[j] - n1[i] * n2[j]) * t.sin()
+                                    + (n1[i] * n1[j] + n2[i] * n2[j]) * (t.cos() - 1.0);
+                                r * n1[j]
+                            })
+                            .sum()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn reference_loss(
+        v1: &[f64],
+        v2: &[f64],
+        x: &[Vec<f64>],
+        y: &[usize],
+        c: usize,
+        s: f64,
+    ) -> f64 {
+        let w = reference_weights(v1, v2, c);
+        let mut total = 0.0;
+        for (xi, &yi) in x.iter().zip(y) {
+            let xn = xi.iter().map(|a| a * a).sum::<f64>().sqrt();
+            let logits: Vec<f64> = w
+                .iter()
+                .map(|wk| s * wk.iter().zip(xi).map(|(a, b)| a * b).sum::<f64>() / xn)
+                .collect();
+            let m = logits.iter().cloned().fold(f64::MIN, f64::max);
+            let lse = m + logits.iter().map(|l| (l - m).exp()).sum::<f64>().ln();
+            total += lse - logits[yi];
+        }
+        total / x.len() as f64
+    }
+
+    fn lcg(seed: u64) -> impl FnMut() -> f64 {
+        let mut s = seed;
+        move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64) / (1u64 << 53) as f64
+        }
+    }
+
+    fn head_from(v1: &[f64], v2: &[f64], c: usize, s: f64) -> SymmetricalHead<CpuTrain> {
+        let dev = Default::default();
+        let mut h = SymmetricalHeadConfig::new(v1.len(), c)
+            .with_scale(s)
+            .init::<CpuTrain>(&dev);
+        let t = |v: &[f64]| {
+            let f: Vec<f32> = v.iter().map(|&a| a as f32).collect();
+            Param::from_tensor(Tensor::<CpuTrain, 1>::from_floats(f.as_slice(), &dev))
+        };
+        h.v1 = t(v1);
+        h.v2 = t(v2);
+        h
+    }
+
+    #[test]
+    fn weights_are_unit_coplanar_and_sum_to_zero_for_random_params() {
+        for (seed, d, c) in [(1, 2, 3), (2, 16, 10), (3, 64, 100), (4, 5, 7)] {
+            let dev = Default::default();
+            Cpu::seed(&dev, seed);
+            let h = SymmetricalHeadConfig::new(d, c).init::<Cpu>(&dev);
+            let w: Vec<f32> = h.class_weights().into_data().to_vec().unwrap();
+            let (n1, n2) = h.basis();
+            let n1: Vec<f32> = n1.into_data().to_vec().unwrap();
+            let n2: Vec<f32> = n2.into_data().to_vec().unwrap();
+            for k in 0..c {
+                let row = &w[k * d..(k + 1) * d];
+                let norm: f32 = row.iter().map(|a| a * a).sum::<f32>().sqrt();
+                assert!((norm - 1.0).abs() < 1e-6, "norm {norm}");
+                // coplanar: the residual after projecting on (n1, n2) vanishes
+                let a: f32 = row.iter().zip(&n1).map(|(x, y)| x * y).sum();
+                let b: f32 = row.iter().zip(&n2).map(|(x, y)| x * y).sum();
+                let resid: f32 = (0..d)
+                    .map(|i| (row[i] - a * n1[i] - b * n2[i]).powi(2))
+                    .sum::<f32>()
+                    .sqrt();
+                assert!(resid < 1e-6, "off-plane residual {resid}");
+            }
+            for i in 0..d {
+                // accumulate in f64: the tolerance is about the weights, not the test's sum
+                let sum: f64 = (0..c).map(|k| w[k * d + i] as f64).sum();
+                assert!(sum.abs() < 1e-6, "sum of weights {sum}");
+            }
+        }
+    }
+
+    #[test]
+    fn logits_match_the_rotation_matrix_construction() {
+        let mut r = lcg(7);
+        let (d, c, s, n) = (6, 5, 16.0, 4);
+        let v1: Vec<f64> = (0..d).map(|_| r()).collect();
+        let v2: Vec<f64> = (0..d).map(|_| r()).collect();
+        let x: Vec<Vec<f64>> = (0..n)
+            .map(|_| (0..d).map(|_| r() - 0.5).collect())
+            .collect();
+        let w = reference_weights(&v1, &v2, c);
+        let h = head_from(&v1, &v2, c, s);
+        let xf: Vec<f32> = x.iter().flatten().map(|&a| a as f32).collect();
+        let xt =
+            Tensor::<CpuTrain, 1>::from_floats(xf.as_slice(), &Default::default()).reshape([n, d]);
+        let logits: Vec<f32> = h.logits(xt).into_data().to_vec().unwrap();
+        for i in 0..n {
+            let xn = x[i].iter().map(|a| a * a).sum::<f64>().sqrt();
+            for k in 0..c {
+                let want = s * w[k].iter().zip(&x[i]).map(|(a, b)| a * b).sum::<f64>() / xn;
+                let got = logits[i * c + k] as f64;
+                assert!((got - want).abs() < 1e-4, "logit[{i},{k}] {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut r = lcg(11);
+        let (d, c, s, n) = (5, 4, 4.0, 6);
+        let v1: Vec<f64> = (0..d).map(|_| r()).collect();
+        let v2: Vec<f64> = (0..d).map(|_| r()).collect();
+        let x: Vec<Vec<f64>> = (0..n)
+            .map(|_| (0..d).map(|_| r() - 0.3).collect())
+            .collect();
+        let y: Vec<usize> = (0..n).map(|i| i % c).collect();
+        let dev = Default::default();
+        let h = head_from(&v1, &v2, c, s);
+        let xf: Vec<f32> = x.iter().flatten().map(|&a| a as f32).collect();
+        let xt = Tensor::<CpuTrain, 1>::from_floats(xf.as_slice(), &dev).reshape([n, d]);
+        let yl: Vec<i64> = y.iter().map(|&a| a as i64).collect();
+        let yt = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new(yl, [n]), &dev);
+        let loss = cross_entropy(h.logits(xt), yt);
+        let lv: f32 = loss.clone().into_scalar();
+        assert!((lv as f64 - reference_loss(&v1, &v2, &x, &y, c, s)).abs() < 1e-5);
+        let grads = loss.backward();
+        for (which, param) in [(0, &h.v1), (1, &h.v2)] {
+            let g: Vec<f32> = param
+                .val()
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .to_vec()
+                .unwrap();
+            for i in 0..d {
+                let eps = 1e-5;
+                let bump = |delta: f64| {
+                    let (mut a, mut b) = (v1.clone(), v2.clone());
+                    if which == 0 {
+                        a[i] += delta
+                    } else {
+                        b[i] += delta
+                    }
+                    reference_loss(&a, &b, &x, &y, c, s)
+                };
+                let fd = (bump(eps) - bump(-eps)) / (2.0 * eps);
+                let got = g[i] as f64;
+                assert!(
+                    (got - fd).abs() < 1e-4 + 1e-3 * fd.abs(),
+                    "dL/dv{}[{i}] {got} vs {fd}",
+                    which + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_plane_vectors_give_finite_weights() {
+        let v: Vec<f64> = vec![0.5, 0.25, 1.0];
+        let h = head_from(&v, &v, 4, 16.0);
+        let w: Vec<f32> = h.class_weights().into_data().to_vec().unwrap();
+        assert!(w.iter().all(|a| a.is_finite()));
+    }
+}

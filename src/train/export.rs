@@ -2,7 +2,7 @@
 //! final weights as safetensors, both written atomically.
 
 use anyhow::{Context, Result};
-use burn::module::{Module, ModuleVisitor, ParamId};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use ndarray::{Array1, Array2};
 use ndarray_npy::WriteNpyExt;
@@ -30,36 +30,49 @@ pub fn write_npy_i64(path: &Path, data: Vec<i64>) -> Result<()> {
 
 /// Collects every float parameter with its dotted module path.
 struct Collector {
+    /// Field names from the root (enum variants skipped).
+    path: Vec<String>,
     /// Container types of the modules we are in.
-    stack: Vec<String>,
+    containers: Vec<String>,
     tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
 }
 
 impl<B: Backend> ModuleVisitor<B> for Collector {
-    fn enter_module(&mut self, _name: &str, container_type: &str) {
-        self.stack.push(container_type.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.containers.push(container_type.to_string());
+        if !container_type.starts_with("Enum:") {
+            self.path.push(name.to_string());
+        }
     }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.stack.pop();
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        self.containers.pop();
+        if !container_type.starts_with("Enum:") {
+            self.path.pop();
+        }
     }
-    fn visit_float_with_path<const D: usize>(
-        &mut self,
-        path: &[String],
-        _id: ParamId,
-        tensor: &Tensor<B, D>,
-    ) {
-        let in_linear = self.stack.last().is_some_and(|t| t == "Struct:Linear");
-        let is_weight = path.last().is_some_and(|p| p == "weight");
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let in_linear = self
+            .containers
+            .iter()
+            .rev()
+            .take(2)
+            .any(|t| t == "Struct:Linear");
+        let is_weight = self.path.last().is_some_and(|p| p == "weight");
         // burn stores Linear weights as [in, out]; PyTorch as [out, in].
         let t: Tensor<B, D> = if in_linear && is_weight && D == 2 {
-            tensor.clone().swap_dims(0, 1)
+            param.val().swap_dims(0, 1)
         } else {
-            tensor.clone()
+            param.val()
         };
         let shape = t.dims().to_vec();
         let values: Vec<f32> = t.into_data().convert::<f32>().to_vec().unwrap_or_default();
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.tensors.push((path.join("."), shape, bytes));
+        let name = if self.path.is_empty() {
+            format!("param{}", self.tensors.len())
+        } else {
+            self.path.join(".")
+        };
+        self.tensors.push((name, shape, bytes));
     }
 }
 
@@ -68,7 +81,8 @@ impl<B: Backend> ModuleVisitor<B> for Collector {
 /// with `safetensors.torch.load_file`.
 pub fn export_safetensors<B: Backend, M: Module<B>>(module: &M, path: &Path) -> Result<()> {
     let mut c = Collector {
-        stack: vec![],
+        path: vec![],
+        containers: vec![],
         tensors: vec![],
     };
     module.visit(&mut c);

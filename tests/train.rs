@@ -1,0 +1,176 @@
+//! End-to-end training on tiny synthetic data written by the test, and a
+//! short run on real Fashion-MNIST.
+
+mod common;
+
+use std::path::Path;
+use symfeat::train::{Checkpoint, TrainConfig, train};
+
+fn tiny_config(data: &Path, out: &Path, head: &str) -> TrainConfig {
+    TrainConfig {
+        dataset: "mnist".into(),
+        data: Some(data.to_path_buf()),
+        net: "mlp".into(),
+        head: head.into(),
+        epochs: 3,
+        batch: 32,
+        lr: 0.05,
+        threads: Some(2),
+        out: out.to_path_buf(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn both_heads_learn_synthetic_data_well_above_chance() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 600, 200, 1);
+    for head in ["softmax", "symmetrical"] {
+        let out = dir.path().join(format!("run-{head}"));
+        let cfg = tiny_config(dir.path(), &out, head).check().unwrap();
+        let h = train(&cfg, false).unwrap().history;
+        assert_eq!(h.len(), 3);
+        let (first, last) = (&h[0], &h[2]);
+        assert!(
+            last.train_loss < first.train_loss,
+            "{head}: loss did not go down: {h:?}"
+        );
+        assert!(
+            last.test_acc > 0.5,
+            "{head}: test accuracy {} (chance 0.1)",
+            last.test_acc
+        );
+        for f in [
+            "config.toml",
+            "metrics.jsonl",
+            "checkpoint.bin",
+            "model.safetensors",
+        ] {
+            assert!(out.join(f).exists(), "{head}: {f} missing");
+        }
+        let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 3);
+        for key in [
+            "epoch",
+            "lr",
+            "train_loss",
+            "train_acc",
+            "test_loss",
+            "test_acc",
+            "seconds",
+            "images_per_s",
+        ] {
+            assert!(
+                lines.lines().all(|l| l.contains(&format!("\"{key}\""))),
+                "{key} missing"
+            );
+        }
+    }
+}
+
+#[test]
+fn resume_gives_the_same_metrics_as_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 300, 100, 2);
+    let straight = dir.path().join("straight");
+    let mut cfg = tiny_config(dir.path(), &straight, "symmetrical");
+    cfg.net = "cnn".into();
+    cfg.epochs = 2;
+    let full = train(&cfg.check().unwrap(), false).unwrap().history;
+
+    // Interrupted after epoch 1, then resumed from the run's own config.toml.
+    let split = dir.path().join("split");
+    let first = TrainConfig {
+        out: split.clone(),
+        epochs: 1,
+        ..cfg.clone()
+    };
+    train(&first.check().unwrap(), false).unwrap();
+    let mut again = TrainConfig::from_file(&split.join("config.toml")).unwrap();
+    again.epochs = 2;
+    let resumed = train(&again.check().unwrap(), true).unwrap().history;
+
+    assert_eq!(resumed.len(), 2);
+    for (a, b) in full.iter().zip(&resumed) {
+        assert_eq!(a.train_loss, b.train_loss, "epoch {}", a.epoch);
+        assert_eq!(a.test_acc, b.test_acc, "epoch {}", a.epoch);
+        assert_eq!(a.test_loss, b.test_loss, "epoch {}", a.epoch);
+    }
+}
+
+#[test]
+fn an_existing_run_is_never_overwritten_and_bad_checkpoints_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 64, 32, 3);
+    let out = dir.path().join("run");
+    let mut cfg = tiny_config(dir.path(), &out, "softmax");
+    cfg.epochs = 1;
+    let valid = cfg.check().unwrap();
+    train(&valid, false).unwrap();
+    let before = std::fs::read(out.join("checkpoint.bin")).unwrap();
+    let err = train(&valid, false).unwrap_err().to_string();
+    assert!(err.contains("--resume"), "{err}");
+    assert_eq!(std::fs::read(out.join("checkpoint.bin")).unwrap(), before);
+
+    std::fs::write(out.join("checkpoint.bin"), &before[..before.len() / 2]).unwrap();
+    let err = train(&valid, true).unwrap_err().to_string();
+    assert!(err.contains("checkpoint.bin"), "{err}");
+
+    let fresh = dir.path().join("fresh");
+    let err = train(&TrainConfig { out: fresh, ..cfg }.check().unwrap(), true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no checkpoint"), "{err}");
+}
+
+#[test]
+fn divergence_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 128, 32, 4);
+    let out = dir.path().join("run");
+    let mut cfg = tiny_config(dir.path(), &out, "softmax");
+    cfg.epochs = 1;
+    train(&cfg.check().unwrap(), false).unwrap();
+    let good = std::fs::read(out.join("checkpoint.bin")).unwrap();
+
+    cfg.epochs = 2;
+    cfg.lr = 1e30;
+    let err = train(&cfg.check().unwrap(), true).unwrap_err().to_string();
+    assert!(
+        err.contains("diverged") && err.contains("epoch 2") && err.contains("step"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(out.join("checkpoint.bin")).unwrap(), good);
+    let ck = Checkpoint::load(&out.join("checkpoint.bin")).unwrap();
+    assert_eq!(ck.state.epochs_done, 1);
+}
+
+/// A few hundred SGD steps of the reference CNN on real Fashion-MNIST.
+#[test]
+fn fashion_mnist_subset_trains_the_reference_cnn() {
+    let dir = Path::new("/usr/share/datasets/fashion-mnist");
+    if !dir.exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install dataset-fashion-mnist"
+        );
+        eprintln!(
+            "skipped: {} absent (apt-get install dataset-fashion-mnist)",
+            dir.display()
+        );
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig {
+        train_limit: Some(9600),
+        test_limit: Some(2000),
+        epochs: 2,
+        batch: 64,
+        threads: Some(2),
+        out: out.path().join("run"),
+        ..Default::default()
+    };
+    let h = train(&cfg.check().unwrap(), false).unwrap().history; // 300 steps
+    let acc = h.last().unwrap().test_acc;
+    assert!(acc > 0.75, "test accuracy {acc} after 300 steps");
+}
