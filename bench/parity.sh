@@ -29,7 +29,7 @@ RUNS=${RUNS:-runs/parity}
 TOL=${TOL:-1.5}
 
 COMMON=(--dataset fashion-mnist --net cnn --epochs "$EPOCHS" --lr 0.05 --momentum 0.9
-        --weight-decay 5e-4 --batch 128 --schedule const)
+        --weight-decay 5e-4 --batch 128 --schedule const --threads "${THREADS:-2}")
 if [[ -n "${LIMIT:-}" ]]; then
     COMMON+=(--train-limit "$LIMIT" --test-limit "$LIMIT")
 fi
@@ -42,7 +42,7 @@ for head in $HEADS; do
     for seed in $SEEDS; do
         if [[ -z "${SKIP_SYMFEAT:-}" ]]; then
             out="$RUNS/symfeat-$head-$seed"
-            rm -f "$out/metrics.jsonl"
+            rm -rf "$out"
             echo "== symfeat $head seed $seed" >&2
             "$SYMFEAT" train "${COMMON[@]}" --head "$head" --seed "$seed" --out "$out" \
                 "${EXTRA_A[@]}" "${SF_A[@]}"

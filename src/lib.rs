@@ -4,12 +4,14 @@
 //! measure whether the class weights are the class centers.
 #![warn(missing_docs)]
 
+pub mod analyze;
 pub mod atomic;
 pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod data;
-// pub mod geometry; (being written)
+pub mod geometry;
 pub mod heads;
 pub mod nets;
+pub mod npy;
 pub mod train;

@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions and dispatch only.
 
+mod analyze;
 mod train;
 
 use anyhow::Result;
@@ -18,11 +19,14 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once
 pub enum Command {
     /// Train a backbone with a head; writes config, metrics, checkpoints and weights.
     Train(train::TrainArgs),
     /// Measure training and inference speed on random data.
     Bench(train::BenchArgs),
+    /// Are the class weights the class centers? Angles, softmax centers, NC1-NC4 from NPY files.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 /// Run a parsed command line.
@@ -30,5 +34,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Train(args) => train::train(args),
         Command::Bench(args) => train::bench(args),
+        Command::Analyze(args) => analyze::analyze(args),
     }
 }

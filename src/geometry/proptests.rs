@@ -44,7 +44,12 @@ fn all_close(a: &[f64], b: &[f64], tol: f64) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    // Failures print their inputs; a fixed bug gets a named regression test.
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn rotation_and_feature_scale_invariance(

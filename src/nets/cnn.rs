@@ -1,6 +1,6 @@
 //! The reference CNN of symfeat's benchmarks (and of the PyTorch peer in
 //! `bench/common.py`): conv5x5 32 pad 2 - ReLU - maxpool 2 - conv5x5 64 pad 2
-//! - ReLU - maxpool 2 - fc 128 - ReLU. PyTorch-default initialisation
+//! then ReLU, maxpool 2, fc 128, ReLU. PyTorch-default initialisation
 //! (uniform +-1/sqrt(fan_in) for weights and biases), which is burn's default.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};

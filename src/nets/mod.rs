@@ -115,7 +115,9 @@ impl NetSpec {
                 self.kind, self.height, self.width
             ));
         }
-        if self.kind.resnet_blocks().is_some() && (self.height % 4 != 0 || self.width % 4 != 0) {
+        if self.kind.resnet_blocks().is_some()
+            && (!self.height.is_multiple_of(4) || !self.width.is_multiple_of(4))
+        {
             return Err(format!(
                 "CIFAR ResNets need height and width divisible by 4, got {}x{}",
                 self.height, self.width
@@ -147,6 +149,7 @@ impl NetSpec {
 
 /// One backbone of any kind (the module tree stores which).
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // one backbone per model: size does not matter
 pub enum Backbone<B: Backend> {
     /// See [`Mlp`].
     Mlp(Mlp<B>),

@@ -13,6 +13,7 @@
 //! RNG state.
 
 use super::EpochMetrics;
+use super::run::ProbeLine;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -30,6 +31,9 @@ pub struct CheckpointState {
     pub seed: u64,
     /// Metrics of every completed epoch.
     pub history: Vec<EpochMetrics>,
+    /// Probe lines of every completed epoch.
+    #[serde(default)]
+    pub probe: Vec<ProbeLine>,
 }
 
 /// A checkpoint as bytes.
@@ -127,6 +131,7 @@ mod tests {
                 global_step: 20,
                 seed: 7,
                 history: vec![],
+                probe: vec![],
             },
             model: vec![1, 2, 3],
             optim: vec![9; 10],

@@ -70,6 +70,11 @@ pub struct TrainConfig {
     pub export_features: bool,
     /// Batch size for evaluation.
     pub eval_batch: usize,
+    /// After each epoch, measure the head's geometry (angles, NC1-NC4) on the
+    /// test set and a fixed training subset, into `probe.jsonl`.
+    pub probe: bool,
+    /// Size of the probe's fixed training subset (the first N training images).
+    pub probe_train_samples: usize,
 }
 
 impl Default for TrainConfig {
@@ -101,6 +106,8 @@ impl Default for TrainConfig {
             out: PathBuf::from("runs/train"),
             export_features: false,
             eval_batch: 1000,
+            probe: true,
+            probe_train_samples: 2000,
         }
     }
 }

@@ -78,6 +78,7 @@ pub(crate) mod files {
     pub const METRICS: &str = "metrics.jsonl";
     pub const CHECKPOINT: &str = "checkpoint.bin";
     pub const WEIGHTS: &str = "model.safetensors";
+    pub const PROBE: &str = "probe.jsonl";
 }
 
 type Rec = NamedMpkBytesRecorder<FullPrecisionSettings>;
@@ -178,28 +179,46 @@ pub(crate) fn batch_tensors<B: Backend>(
     (x, y)
 }
 
-/// Mean loss and accuracy of `model` on `set`.
+/// What one pass over a set gives: mean loss, accuracy, and the
+/// penultimate features `[N, D]` with their labels (for the probe).
+pub(crate) struct Evaluation {
+    pub loss: f64,
+    pub acc: f64,
+    pub features: Vec<f32>,
+    pub labels: Vec<usize>,
+}
+
+/// Evaluate `model` on the images `indices` of `set`.
 pub(crate) fn evaluate<B: Backend>(
     model: &Model<B>,
     set: &ImageSet,
+    indices: &[usize],
     norm: &Normalizer,
     eval_batch: usize,
     device: &B::Device,
-) -> (f64, f64) {
+) -> Evaluation {
     let (mut loss_sum, mut correct) = (0.0f64, 0i64);
     let mut buf = Vec::new();
-    let order: Vec<usize> = (0..set.n).collect();
-    for idx in order.chunks(eval_batch) {
+    let mut features = Vec::new();
+    let mut labels = Vec::with_capacity(indices.len());
+    for idx in indices.chunks(eval_batch) {
         let (x, y) = batch_tensors::<B>(set, idx, norm, None, &mut buf, device);
-        let (_, logits) = model.forward(x);
+        let (f, logits) = model.forward(x);
         let loss: f32 = cross_entropy(logits.clone(), y.clone())
             .into_scalar()
             .elem();
         loss_sum += loss as f64 * idx.len() as f64;
         correct += count_correct(logits, y);
+        features.extend(to_f32(f));
+        labels.extend(idx.iter().map(|&i| set.labels[i] as usize));
     }
-    let n = set.n.max(1) as f64;
-    (loss_sum / n, correct as f64 / n)
+    let n = indices.len().max(1) as f64;
+    Evaluation {
+        loss: loss_sum / n,
+        acc: correct as f64 / n,
+        features,
+        labels,
+    }
 }
 
 fn count_correct<B: Backend>(logits: Tensor<B, 2>, y: Tensor<B, 1, Int>) -> i64 {
@@ -221,9 +240,9 @@ fn augment_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
     )
 }
 
-fn write_metrics(path: &Path, history: &[EpochMetrics]) -> Result<()> {
+fn write_jsonl<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
     let mut text = String::new();
-    for m in history {
+    for m in rows {
         text.push_str(&serde_json::to_string(m)?);
         text.push('\n');
     }
@@ -255,12 +274,12 @@ impl BackendJob for TrainJob<'_> {
             net: spec.init::<B>(&device),
             head,
         };
-        let momentum = (raw.momentum > 0.0).then(|| MomentumConfig {
+        let momentum = (raw.momentum > 0.0).then_some(MomentumConfig {
             momentum: raw.momentum,
             dampening: 0.0, // PyTorch's default; burn's is 0.1
             nesterov: raw.nesterov,
         });
-        let decay = (raw.weight_decay > 0.0).then(|| WeightDecayConfig {
+        let decay = (raw.weight_decay > 0.0).then_some(WeightDecayConfig {
             penalty: raw.weight_decay as f32,
         });
         let mut optim = SgdConfig::new()
@@ -273,6 +292,7 @@ impl BackendJob for TrainJob<'_> {
             global_step: 0,
             seed: raw.seed,
             history: vec![],
+            probe: vec![],
         };
         if let Some(ck) = checkpoint {
             let rec = Rec::default();
@@ -304,6 +324,9 @@ impl BackendJob for TrainJob<'_> {
             flip: true,
         };
         let mut buf = Vec::new();
+        let all_test: Vec<usize> = (0..test_set.n).collect();
+        // The probe's fixed training subset: the first images in file order.
+        let probe_train: Vec<usize> = (0..train_set.n.min(raw.probe_train_samples)).collect();
         for epoch in state.epochs_done..raw.epochs {
             let start = Instant::now();
             let order = data::epoch_order(train_set.n, raw.seed, epoch);
@@ -362,7 +385,8 @@ impl BackendJob for TrainJob<'_> {
             bar.finish_and_clear();
             let train_seconds = start.elapsed().as_secs_f64();
             let valid = model.valid();
-            let (test_loss, test_acc) = evaluate(&valid, &test_set, &norm, raw.eval_batch, &device);
+            let test_eval = evaluate(&valid, &test_set, &all_test, &norm, raw.eval_batch, &device);
+            let (test_loss, test_acc) = (test_eval.loss, test_eval.acc);
             let m = EpochMetrics {
                 epoch: epoch + 1,
                 lr,
@@ -385,6 +409,21 @@ impl BackendJob for TrainJob<'_> {
                 m.seconds,
                 m.images_per_s
             );
+            if raw.probe {
+                let train_eval = evaluate(
+                    &valid,
+                    &train_set,
+                    &probe_train,
+                    &norm,
+                    raw.eval_batch,
+                    &device,
+                );
+                let lines = [("test", &test_eval), ("train", &train_eval)]
+                    .into_iter()
+                    .map(|(split, ev)| probe_line(&valid, epoch + 1, split, ev, classes))
+                    .collect::<Result<Vec<_>>>()?;
+                state.probe.extend(lines);
+            }
             state.history.push(m);
             state.epochs_done = epoch + 1;
             let rec = Rec::default();
@@ -399,7 +438,10 @@ impl BackendJob for TrainJob<'_> {
             };
             // Metrics first, then the checkpoint: a crash in between re-runs
             // the epoch on resume and rewrites the same line.
-            write_metrics(&out.join(files::METRICS), &state.history)?;
+            write_jsonl(&out.join(files::METRICS), &state.history)?;
+            if raw.probe {
+                write_jsonl(&out.join(files::PROBE), &state.probe)?;
+            }
             ck.save(&out.join(files::CHECKPOINT))?;
         }
 
@@ -449,6 +491,55 @@ pub(crate) fn export_features<B: Backend>(
         write_npy_f32(&out.join("head_params.npy"), to_f32(p), r, dp)?;
     }
     Ok(())
+}
+
+/// One line of `probe.jsonl`: the geometry of the head against the
+/// features of one split after one epoch (field notes §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeLine {
+    /// Epoch, 1-based.
+    pub epoch: usize,
+    /// "test" (the whole test set) or "train" (the fixed training subset).
+    pub split: String,
+    /// The full analysis (per-class angles, NC1-NC4, symmetry, separation).
+    pub analysis: serde_json::Value,
+}
+
+fn probe_line<B: Backend>(
+    model: &Model<B>,
+    epoch: usize,
+    split: &str,
+    ev: &Evaluation,
+    classes: usize,
+) -> Result<ProbeLine> {
+    let weights = to_f32(model.head.class_weights());
+    let bias = model.head.bias().map(to_f32);
+    let analysis = if ev
+        .labels
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        < classes
+    {
+        // A class without samples (tiny subsets): no class mean, no analysis.
+        serde_json::json!({ "skipped": "a class has no sample in this split" })
+    } else {
+        let a = crate::analyze::analyze_arrays(
+            &ev.features,
+            &ev.labels,
+            &weights,
+            classes,
+            bias.as_deref(),
+            model.head.scale(),
+        )
+        .with_context(|| format!("probe at epoch {epoch} ({split})"))?;
+        serde_json::to_value(a)?
+    };
+    Ok(ProbeLine {
+        epoch,
+        split: split.to_string(),
+        analysis,
+    })
 }
 
 /// Tensor values as f32 on the host.

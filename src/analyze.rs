@@ -1,0 +1,220 @@
+//! `symfeat analyze` as a library: features, labels and class weights (from
+//! NPY files or from memory) -> the geometry report of field notes §4.
+//!
+//! Files are streamed twice in row chunks (statistics, then compactness and
+//! NC4), so memory does not grow with the number of samples.
+
+use crate::geometry::{self, Analysis, ClassStats, Matrix, SecondPass};
+use crate::npy::{MatrixReader, read_labels, read_vector};
+use anyhow::{Context, Result, bail};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Inputs of a file-based analysis.
+#[derive(Debug, Clone)]
+pub struct AnalyzeFiles {
+    /// Features, N x D float32/float64.
+    pub features: PathBuf,
+    /// Labels, N integers in 0..C.
+    pub labels: PathBuf,
+    /// Class weights, C x D float32/float64.
+    pub weights: PathBuf,
+    /// Bias, C floats (linear heads).
+    pub bias: Option<PathBuf>,
+    /// Scale s of a cosine head (NormFace, symmetrical layer...).
+    pub scale: Option<f64>,
+}
+
+const CHUNK_ROWS: usize = 8192;
+
+fn check_labels(labels: &[usize], classes: usize, path: &Path) -> Result<()> {
+    if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= classes) {
+        bail!(
+            "{}: label {l} at index {i} is outside 0..{classes} (C from the weights)",
+            path.display()
+        );
+    }
+    let mut seen = vec![false; classes];
+    labels.iter().for_each(|&l| seen[l] = true);
+    if let Some(c) = seen.iter().position(|s| !s) {
+        bail!(
+            "{}: class {c} has no sample; every class needs at least one",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn check_scale(scale: Option<f64>, bias: bool) -> Result<()> {
+    if let Some(s) = scale
+        && !(s.is_finite() && s > 0.0)
+    {
+        bail!("--scale {s}: expected a finite number > 0");
+    }
+    if scale.is_some() && bias {
+        bail!("--scale (cosine head) and --bias (linear head) exclude each other");
+    }
+    Ok(())
+}
+
+/// Analyse NPY files, streaming the features.
+pub fn analyze_files(inp: &AnalyzeFiles) -> Result<Analysis> {
+    check_scale(inp.scale, inp.bias.is_some())?;
+    let (w, c, d) = MatrixReader::open(&inp.weights, "class weights")?.read_all()?;
+    if c < 2 || d < 1 {
+        bail!(
+            "{}: need at least 2 classes (rows), got {c} x {d}",
+            inp.weights.display()
+        );
+    }
+    let weights = Matrix::new(c, d, w).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(r) = weights.row_norms().iter().position(|&n| n == 0.0) {
+        bail!(
+            "{}: weight row {r} is zero; angles to it are undefined",
+            inp.weights.display()
+        );
+    }
+    let bias = match &inp.bias {
+        Some(p) => {
+            let b = read_vector(p, "bias")?;
+            if b.len() != c {
+                bail!(
+                    "{}: bias has {} values, expected C = {c}",
+                    p.display(),
+                    b.len()
+                );
+            }
+            Some(b)
+        }
+        None => None,
+    };
+    let labels = read_labels(&inp.labels)?;
+    let mut reader = MatrixReader::open(&inp.features, "features")?;
+    if reader.cols() != d {
+        bail!(
+            "{}: features have D = {}, but the weights in {} have D = {d}",
+            inp.features.display(),
+            reader.cols(),
+            inp.weights.display()
+        );
+    }
+    if reader.rows() != labels.len() {
+        bail!(
+            "{} has {} rows but {} has {} labels",
+            inp.features.display(),
+            reader.rows(),
+            inp.labels.display(),
+            labels.len()
+        );
+    }
+    check_labels(&labels, c, &inp.labels)?;
+
+    let mut stats = ClassStats::new(c, d);
+    let mut buf = Vec::new();
+    let mut start = 0;
+    loop {
+        let n = reader.next_chunk(CHUNK_ROWS, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        stats
+            .push_batch(&buf, &labels[start..start + n])
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        start += n;
+    }
+    let head = geometry::build_head(&weights, bias.as_deref(), inp.scale)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut second = SecondPass::new(&stats, head.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut reader = MatrixReader::open(&inp.features, "features")?;
+    let mut start = 0;
+    loop {
+        let n = reader.next_chunk(CHUNK_ROWS, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        second
+            .push_batch(&buf, &labels[start..start + n])
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        start += n;
+    }
+    geometry::analyze(&stats, &weights, bias.as_deref(), inp.scale, Some(&second))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("analysis")
+}
+
+/// Analyse in-memory features `[N, D]` (f32), labels and weights `[C, D]`.
+pub fn analyze_arrays(
+    features: &[f32],
+    labels: &[usize],
+    weights: &[f32],
+    classes: usize,
+    bias: Option<&[f32]>,
+    scale: Option<f64>,
+) -> Result<Analysis> {
+    let d = weights.len() / classes.max(1);
+    let weights = Matrix::from_f32(classes, d, weights).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bias: Option<Vec<f64>> = bias.map(|b| b.iter().map(|&v| v as f64).collect());
+    let mut stats = ClassStats::new(classes, d);
+    stats
+        .push_batch(features, labels)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let head = geometry::build_head(&weights, bias.as_deref(), scale)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let second = geometry::second_pass(&stats, head.as_ref(), features, labels)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    geometry::analyze(&stats, &weights, bias.as_deref(), scale, Some(&second))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// A readable table of an analysis.
+pub fn format_table(a: &Analysis) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:>5} {:>8} {:>10} {:>12} {:>12} {:>12}",
+        "class", "count", "w∠mean", "w∠centered", "w∠softmax-c", "compact"
+    );
+    for c in &a.classes {
+        let _ = writeln!(
+            s,
+            "{:>5} {:>8} {:>9.2}° {:>11.2}° {:>11.2}° {:>11}",
+            c.class,
+            c.count,
+            c.angle_w_mean_deg,
+            c.angle_w_centered_mean_deg,
+            c.angle_w_softmax_center_deg,
+            c.compactness_deg
+                .map(|v| format!("{v:.2}°"))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    let _ = writeln!(
+        s,
+        "mean angle(w_c, class mean) {:.2}° (max {:.2}°); mean angle(w_c, softmax center) {:.2}°",
+        a.mean_angle_w_mean_deg, a.max_angle_w_mean_deg, a.mean_angle_w_softmax_center_deg
+    );
+    let nc = &a.nc;
+    let _ = writeln!(
+        s,
+        "NC1 {:.4}  NC2 equinorm means {:.4} weights {:.4}  equiangularity {:.4}  NC3 {:.4}  NC4 {}",
+        nc.nc1,
+        nc.nc2_equinorm_means,
+        nc.nc2_equinorm_weights,
+        nc.nc2_equiangularity,
+        nc.nc3,
+        nc.nc4
+            .map(|v| format!("{v:.4}"))
+            .unwrap_or_else(|| "-".into())
+    );
+    let _ = writeln!(
+        s,
+        "symmetry: max |‖w‖-1| {:.4}, ‖mean w‖ {:.4}, off-plane energy {:.4}; separation {:.2}° (classes {} and {})",
+        a.symmetry.unit_norm_dev,
+        a.symmetry.mean_weight_norm,
+        a.symmetry.coplanarity,
+        a.separation_deg,
+        a.separation_pair.0,
+        a.separation_pair.1
+    );
+    s
+}
