@@ -1,0 +1,194 @@
+//! `symfeat analyze` end to end on NPY files written by the test: closed
+//! forms and bad input.
+
+use assert_cmd::Command;
+use ndarray::{Array1, Array2};
+use ndarray_npy::write_npy;
+use std::path::{Path, PathBuf};
+
+fn symfeat() -> Command {
+    Command::cargo_bin("symfeat").unwrap()
+}
+
+/// Polygon weights (C x D) in the plane of e0, e1.
+fn polygon(c: usize, d: usize) -> Array2<f32> {
+    Array2::from_shape_fn((c, d), |(k, j)| {
+        let t = 2.0 * std::f32::consts::PI * k as f32 / c as f32;
+        match j {
+            0 => t.cos(),
+            1 => t.sin(),
+            _ => 0.0,
+        }
+    })
+}
+
+struct Files {
+    _dir: tempfile::TempDir,
+    features: PathBuf,
+    labels: PathBuf,
+    weights: PathBuf,
+}
+
+/// Features = 3 w_c plus a symmetric +-0.1 jitter along e2 (zero mean per class).
+fn collapsed(c: usize, d: usize) -> Files {
+    let dir = tempfile::tempdir().unwrap();
+    let w = polygon(c, d);
+    let n = 4 * c;
+    let x = Array2::from_shape_fn((n, d), |(i, j)| {
+        let k = i % c;
+        let jitter = if j == 2 { if (i / c) % 2 == 0 { 0.1 } else { -0.1 } } else { 0.0 };
+        3.0 * w[[k, j]] + jitter
+    });
+    let y = Array1::from_shape_fn(n, |i| (i % c) as i64);
+    let f = Files {
+        features: dir.path().join("x.npy"),
+        labels: dir.path().join("y.npy"),
+        weights: dir.path().join("w.npy"),
+        _dir: dir,
+    };
+    write_npy(&f.features, &x).unwrap();
+    write_npy(&f.labels, &y).unwrap();
+    write_npy(&f.weights, &w).unwrap();
+    f
+}
+
+fn run(f: &Files, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "analyze".to_string(),
+        "--features".into(),
+        f.features.display().to_string(),
+        "--labels".into(),
+        f.labels.display().to_string(),
+        "--weights".into(),
+        f.weights.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    symfeat().args(&args).output().unwrap()
+}
+
+#[test]
+fn features_on_their_weights_give_zero_angles_and_a_symmetric_head() {
+    let f = collapsed(6, 4);
+    let json = f.weights.with_file_name("a.json");
+    let out = run(&f, &["--scale", "16", "--json", json.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("NC1"), "{stdout}");
+    let a: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let classes = a["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 6);
+    for c in classes {
+        for key in ["angle_w_mean_deg", "angle_w_centered_mean_deg", "angle_w_softmax_center_deg"] {
+            let v = c[key].as_f64().unwrap();
+            assert!(v.abs() < 1e-3, "{key} = {v}");
+        }
+        assert_eq!(c["count"].as_u64(), Some(4));
+        let comp = c["compactness_deg"].as_f64().unwrap();
+        let want = (0.1f64 / 3.0).atan().to_degrees();
+        assert!((comp - want).abs() < 1e-3, "compactness {comp} vs {want}");
+    }
+    let nc = &a["nc"];
+    for key in ["nc1", "nc2_equinorm_means", "nc2_equinorm_weights", "nc2_equiangularity", "nc2_max_angle", "nc3", "nc4"] {
+        assert!(nc[key].is_number(), "{key} missing");
+    }
+    assert!(nc["nc3"].as_f64().unwrap() < 1e-6);
+    assert!(nc["nc4"].as_f64().unwrap() == 0.0);
+    // NC1 = Tr(Sigma_W Sigma_B^+)/C: the jitter is orthogonal to the plane of the means.
+    assert!(nc["nc1"].as_f64().unwrap() < 1e-9, "{}", nc["nc1"]);
+    let s = &a["symmetry"];
+    for key in ["unit_norm_dev", "mean_weight_norm", "coplanarity"] {
+        assert!(s[key].as_f64().unwrap() < 1e-6, "{key} = {}", s[key]);
+    }
+    assert!((a["separation_deg"].as_f64().unwrap() - 60.0).abs() < 1e-3);
+}
+
+fn fails(f: &Files, extra: &[&str], words: &[&str]) {
+    let out = run(f, extra);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for w in words {
+        assert!(err.contains(w), "{w:?} not in: {err}");
+    }
+}
+
+fn npy_header(descr: &str, fortran: bool, shape: &str) -> Vec<u8> {
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}", if fortran { "True" } else { "False" });
+    let mut h = dict.into_bytes();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(b' ');
+    }
+    h.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    out.extend_from_slice(&h);
+    out
+}
+
+fn write(p: &Path, bytes: &[u8]) {
+    std::fs::write(p, bytes).unwrap();
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let f = collapsed(4, 3);
+    let good_x = std::fs::read(&f.features).unwrap();
+    let good_y = std::fs::read(&f.labels).unwrap();
+    let restore = |f: &Files| {
+        write(&f.features, &good_x);
+        write(&f.labels, &good_y);
+    };
+    // NaN feature
+    let mut x = Array2::<f32>::ones((16, 3));
+    x[[5, 2]] = f32::NAN;
+    write_npy(&f.features, &x).unwrap();
+    fails(&f, &[], &["x.npy", "non-finite", "row 5", "column 2"]);
+    // integer features
+    write_npy(&f.features, &Array2::<i32>::ones((16, 3))).unwrap();
+    fails(&f, &[], &["x.npy", "float32 or float64"]);
+    // wrong rank
+    write_npy(&f.features, &Array1::<f32>::ones(16)).unwrap();
+    fails(&f, &[], &["x.npy", "2-D"]);
+    // D mismatch
+    write_npy(&f.features, &Array2::<f32>::ones((16, 5))).unwrap();
+    fails(&f, &[], &["x.npy", "D = 5", "D = 3"]);
+    // count mismatch
+    write_npy(&f.features, &Array2::<f32>::ones((15, 3))).unwrap();
+    fails(&f, &[], &["15 rows", "16 labels"]);
+    // Fortran order
+    let mut bytes = npy_header("<f4", true, "(16, 3)");
+    bytes.extend(std::iter::repeat_n(0u8, 16 * 3 * 4));
+    write(&f.features, &bytes);
+    fails(&f, &[], &["x.npy", "Fortran"]);
+    // truncated
+    write(&f.features, &good_x[..good_x.len() - 7]);
+    fails(&f, &[], &["x.npy", "truncated"]);
+    // not NPY at all
+    write(&f.features, b"hello");
+    fails(&f, &[], &["x.npy", "NPY"]);
+    restore(&f);
+    // label out of range, negative label, float labels, empty class
+    write_npy(&f.labels, &Array1::from_shape_fn(16, |i| if i == 3 { 9i64 } else { (i % 4) as i64 })).unwrap();
+    fails(&f, &[], &["y.npy", "label 9", "index 3"]);
+    write_npy(&f.labels, &Array1::from_shape_fn(16, |i| if i == 2 { -1i32 } else { (i % 4) as i32 })).unwrap();
+    fails(&f, &[], &["y.npy", "negative"]);
+    write_npy(&f.labels, &Array1::<f32>::zeros(16)).unwrap();
+    fails(&f, &[], &["y.npy", "integer"]);
+    write_npy(&f.labels, &Array1::from_shape_fn(16, |i| (i % 3) as i64)).unwrap();
+    fails(&f, &[], &["y.npy", "class 3 has no sample"]);
+    restore(&f);
+    // zero weight row, bias with scale, bad scale
+    let mut w = polygon(4, 3);
+    w.row_mut(1).fill(0.0);
+    write_npy(&f.weights, &w).unwrap();
+    fails(&f, &[], &["w.npy", "row 1", "zero"]);
+    write_npy(&f.weights, &polygon(4, 3)).unwrap();
+    let b = f.weights.with_file_name("b.npy");
+    write_npy(&b, &Array1::<f32>::zeros(4)).unwrap();
+    fails(&f, &["--bias", b.to_str().unwrap(), "--scale", "16"], &["--scale", "--bias"]);
+    fails(&f, &["--scale", "0"], &["--scale", "> 0"]);
+    write_npy(&b, &Array1::<f32>::zeros(3)).unwrap();
+    fails(&f, &["--bias", b.to_str().unwrap()], &["b.npy", "C = 4"]);
+    // the valid files still analyse
+    assert!(run(&f, &[]).status.success());
+}
