@@ -91,6 +91,7 @@ impl BackendJob for BenchJob {
         let mut model = Model {
             net: spec.init::<B>(&device),
             head,
+            center: None,
         };
         let mut optim = SgdConfig::new()
             .with_momentum(Some(MomentumConfig {

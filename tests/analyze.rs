@@ -1,5 +1,6 @@
 //! `symfeat analyze` end to end on NPY files written by the test: closed
 //! forms and bad input.
+#![allow(clippy::needless_range_loop)]
 
 use assert_cmd::Command;
 use ndarray::{Array1, Array2};
@@ -36,7 +37,11 @@ fn collapsed(c: usize, d: usize) -> Files {
     let n = 4 * c;
     let x = Array2::from_shape_fn((n, d), |(i, j)| {
         let k = i % c;
-        let jitter = if j == 2 { if (i / c) % 2 == 0 { 0.1 } else { -0.1 } } else { 0.0 };
+        let jitter = if j == 2 {
+            if (i / c).is_multiple_of(2) { 0.1 } else { -0.1 }
+        } else {
+            0.0
+        };
         3.0 * w[[k, j]] + jitter
     });
     let y = Array1::from_shape_fn(n, |i| (i % c) as i64);
@@ -71,14 +76,23 @@ fn features_on_their_weights_give_zero_angles_and_a_symmetric_head() {
     let f = collapsed(6, 4);
     let json = f.weights.with_file_name("a.json");
     let out = run(&f, &["--scale", "16", "--json", json.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("NC1"), "{stdout}");
-    let a: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let classes = a["classes"].as_array().unwrap();
     assert_eq!(classes.len(), 6);
     for c in classes {
-        for key in ["angle_w_mean_deg", "angle_w_centered_mean_deg", "angle_w_softmax_center_deg"] {
+        for key in [
+            "angle_w_mean_deg",
+            "angle_w_centered_mean_deg",
+            "angle_w_softmax_center_deg",
+        ] {
             let v = c[key].as_f64().unwrap();
             assert!(v.abs() < 1e-3, "{key} = {v}");
         }
@@ -88,7 +102,15 @@ fn features_on_their_weights_give_zero_angles_and_a_symmetric_head() {
         assert!((comp - want).abs() < 1e-3, "compactness {comp} vs {want}");
     }
     let nc = &a["nc"];
-    for key in ["nc1", "nc2_equinorm_means", "nc2_equinorm_weights", "nc2_equiangularity", "nc2_max_angle", "nc3", "nc4"] {
+    for key in [
+        "nc1",
+        "nc2_equinorm_means",
+        "nc2_equinorm_weights",
+        "nc2_equiangularity",
+        "nc2_max_angle",
+        "nc3",
+        "nc4",
+    ] {
         assert!(nc[key].is_number(), "{key} missing");
     }
     assert!(nc["nc3"].as_f64().unwrap() < 1e-6);
@@ -113,7 +135,10 @@ fn fails(f: &Files, extra: &[&str], words: &[&str]) {
 }
 
 fn npy_header(descr: &str, fortran: bool, shape: &str) -> Vec<u8> {
-    let dict = format!("{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}", if fortran { "True" } else { "False" });
+    let dict = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
     let mut h = dict.into_bytes();
     while (10 + h.len() + 1) % 64 != 0 {
         h.push(b' ');
@@ -168,9 +193,17 @@ fn bad_inputs_are_clear_errors() {
     fails(&f, &[], &["x.npy", "NPY"]);
     restore(&f);
     // label out of range, negative label, float labels, empty class
-    write_npy(&f.labels, &Array1::from_shape_fn(16, |i| if i == 3 { 9i64 } else { (i % 4) as i64 })).unwrap();
+    write_npy(
+        &f.labels,
+        &Array1::from_shape_fn(16, |i| if i == 3 { 9i64 } else { (i % 4) as i64 }),
+    )
+    .unwrap();
     fails(&f, &[], &["y.npy", "label 9", "index 3"]);
-    write_npy(&f.labels, &Array1::from_shape_fn(16, |i| if i == 2 { -1i32 } else { (i % 4) as i32 })).unwrap();
+    write_npy(
+        &f.labels,
+        &Array1::from_shape_fn(16, |i| if i == 2 { -1i32 } else { (i % 4) as i32 }),
+    )
+    .unwrap();
     fails(&f, &[], &["y.npy", "negative"]);
     write_npy(&f.labels, &Array1::<f32>::zeros(16)).unwrap();
     fails(&f, &[], &["y.npy", "integer"]);
@@ -185,7 +218,11 @@ fn bad_inputs_are_clear_errors() {
     write_npy(&f.weights, &polygon(4, 3)).unwrap();
     let b = f.weights.with_file_name("b.npy");
     write_npy(&b, &Array1::<f32>::zeros(4)).unwrap();
-    fails(&f, &["--bias", b.to_str().unwrap(), "--scale", "16"], &["--scale", "--bias"]);
+    fails(
+        &f,
+        &["--bias", b.to_str().unwrap(), "--scale", "16"],
+        &["--scale", "--bias"],
+    );
     fails(&f, &["--scale", "0"], &["--scale", "> 0"]);
     write_npy(&b, &Array1::<f32>::zeros(3)).unwrap();
     fails(&f, &["--bias", b.to_str().unwrap()], &["b.npy", "C = 4"]);

@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions and dispatch only.
 
 mod analyze;
+mod heads;
 mod train;
 
 use anyhow::Result;
@@ -27,6 +28,8 @@ pub enum Command {
     Bench(train::BenchArgs),
     /// Are the class weights the class centers? Angles, softmax centers, NC1-NC4 from NPY files.
     Analyze(analyze::AnalyzeArgs),
+    /// The head zoo: list heads, or evaluate one on given features and weights.
+    Heads(heads::HeadsArgs),
 }
 
 /// Run a parsed command line.
@@ -35,5 +38,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(args) => train::train(args),
         Command::Bench(args) => train::bench(args),
         Command::Analyze(args) => analyze::analyze(args),
+        Command::Heads(args) => heads::heads(args),
     }
 }

@@ -3,7 +3,7 @@
 use crate::backend::{DeviceChoice, run_on, set_threads};
 use crate::bench::{BenchJob, BenchModel};
 use crate::train::TrainConfig;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,10 +30,11 @@ pub struct TrainArgs {
     /// Feature dimension of lenet (default 2).
     #[arg(long)]
     feature_dim: Option<usize>,
-    /// Head: softmax (default), symmetrical.
+    /// Head: softmax (default), normface, sphereface, cosface, arcface, combined, center,
+    /// polygon, simplex, orthoplex, dcube, symmetrical (`symfeat heads list`).
     #[arg(long)]
     head: Option<String>,
-    /// Head parameter as NAME=VALUE (repeatable), e.g. s=16.
+    /// Head parameter as NAME=VALUE (repeatable), e.g. s=16, m=0.5, s=auto.
     #[arg(long = "head-param", value_name = "NAME=VALUE")]
     head_param: Vec<String>,
     /// Epochs (default 5).
@@ -93,6 +94,12 @@ pub struct TrainArgs {
     /// Export test features, labels and class weights as NPY at the end.
     #[arg(long)]
     export_features: bool,
+    /// Per-epoch geometry probe into probe.jsonl: true (default) or false.
+    #[arg(long)]
+    probe: Option<bool>,
+    /// Size of the probe's fixed training subset (default 2000).
+    #[arg(long)]
+    probe_train_samples: Option<usize>,
     /// Evaluation batch size (default 1000).
     #[arg(long)]
     eval_batch: Option<usize>,
@@ -147,16 +154,10 @@ impl TrainArgs {
         }
         c.nesterov |= self.nesterov;
         c.export_features |= self.export_features;
-        for kv in &self.head_param {
-            let (k, v) = kv
-                .split_once('=')
-                .with_context(|| format!("--head-param {kv:?}: expected NAME=VALUE"))?;
-            let v: f64 = v
-                .trim()
-                .parse()
-                .with_context(|| format!("--head-param {kv:?}: {v:?} is not a number"))?;
-            c.head_params.insert(k.trim().to_string(), v);
-        }
+        c.head_params.extend(crate::train::parse_head_params(
+            &self.head_param,
+            "--head-param",
+        )?);
         Ok(c)
     }
 }

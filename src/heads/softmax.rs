@@ -29,6 +29,14 @@ impl SoftmaxHeadConfig {
     }
 }
 
+impl<B: Backend> SoftmaxHead<B> {
+    /// Replace the weights `[C, D]` and bias `[C]`.
+    pub fn set(&mut self, weights: Tensor<B, 2>, bias: Tensor<B, 1>) {
+        self.linear.weight = burn::module::Param::from_tensor(weights.transpose());
+        self.linear.bias = Some(burn::module::Param::from_tensor(bias));
+    }
+}
+
 impl<B: Backend> HeadOps<B> for SoftmaxHead<B> {
     fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
         self.linear.forward(features)

@@ -10,11 +10,17 @@
 //! The authors build `w_k` as `R_k n1` with C full D x D rotation matrices;
 //! the closed form here is the same vector in O(C D) (tested against `R_k`).
 //!
+//! Beyond the paper: the fixed s caps the target probability at
+//! `p_max = e^s / sum_j e^(s cos(2 pi j / C))` (C = 10, s = 16: 0.914;
+//! C = 100: 0.0995). `p_max = P` picks the smallest s reaching P for the
+//! given C (`--head-param s=auto` is `p_max = 0.99`), and `learn_scale = 1`
+//! makes s a parameter.
+//!
 //! Guard: `|u| -> 0` (v2 parallel to v1) would divide by zero; like
 //! `F.normalize`, the norms are clamped at 1e-12, so the weights then
 //! collapse to `cos(theta_k) n1` instead of becoming NaN.
 
-use super::{HeadOps, l2_normalize};
+use super::{HeadOps, ScaleParam, l2_normalize};
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -30,6 +36,9 @@ pub struct SymmetricalHeadConfig {
     /// Logit scale s.
     #[config(default = 16.0)]
     pub scale: f64,
+    /// Learn the scale (initialised at `scale`).
+    #[config(default = false)]
+    pub learn_scale: bool,
 }
 
 /// The symmetrical layer.
@@ -39,7 +48,7 @@ pub struct SymmetricalHead<B: Backend> {
     pub v1: Param<Tensor<B, 1>>,
     /// Second plane vector `v2` `[D]`.
     pub v2: Param<Tensor<B, 1>>,
-    scale: f64,
+    scale: ScaleParam<B>,
     classes: usize,
 }
 
@@ -56,7 +65,7 @@ impl SymmetricalHeadConfig {
         SymmetricalHead {
             v1: init(),
             v2: init(),
-            scale: self.scale,
+            scale: ScaleParam::new(self.scale, self.learn_scale, device),
             classes: self.classes,
         }
     }
@@ -85,14 +94,15 @@ impl<B: Backend> SymmetricalHead<B> {
 
     /// The logit scale s.
     pub fn scale_value(&self) -> f64 {
-        self.scale
+        self.scale.value()
     }
 }
 
 impl<B: Backend> HeadOps<B> for SymmetricalHead<B> {
     fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
         let w = self.class_weights(); // [C, D], unit rows
-        l2_normalize(features).matmul(w.transpose()) * self.scale
+        self.scale
+            .apply(l2_normalize(features).matmul(w.transpose()))
     }
 
     fn class_weights(&self) -> Tensor<B, 2> {
@@ -110,7 +120,7 @@ impl<B: Backend> HeadOps<B> for SymmetricalHead<B> {
     }
 
     fn scale(&self) -> Option<f64> {
-        Some(self.scale)
+        Some(self.scale.value())
     }
 }
 

@@ -112,6 +112,27 @@ impl Default for TrainConfig {
     }
 }
 
+/// Parse `NAME=VALUE` head parameters (`option` names the flag in errors).
+/// `s=auto` means `p_max=0.99` (the symmetrical layer's automatic scale).
+pub fn parse_head_params(items: &[String], option: &str) -> Result<BTreeMap<String, f64>> {
+    let mut out = BTreeMap::new();
+    for kv in items {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("{option} {kv:?}: expected NAME=VALUE"))?;
+        let (k, v) = (k.trim(), v.trim());
+        if k == "s" && v == "auto" {
+            out.insert("p_max".to_string(), 0.99);
+            continue;
+        }
+        let v: f64 = v
+            .parse()
+            .with_context(|| format!("{option} {kv:?}: {v:?} is not a number"))?;
+        out.insert(k.to_string(), v);
+    }
+    Ok(out)
+}
+
 /// Input normalisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Normalize {

@@ -7,7 +7,7 @@ use super::config::{Normalize, ValidTrainConfig};
 use super::export::{export_safetensors, write_npy_f32, write_npy_i64};
 use crate::backend::{BackendJob, run_on, set_threads};
 use crate::data::{self, Augment, ImageSet, Normalizer};
-use crate::heads::{Head, HeadOps, cross_entropy};
+use crate::heads::{CenterLoss, Head, HeadOps, cross_entropy};
 use crate::nets::{Backbone, NetSpec};
 use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
@@ -31,6 +31,8 @@ pub struct Model<B: Backend> {
     pub net: Backbone<B>,
     /// Classification head.
     pub head: Head<B>,
+    /// Center loss (auxiliary term), for `--head center`.
+    pub center: Option<CenterLoss<B>>,
 }
 
 impl<B: Backend> Model<B> {
@@ -270,9 +272,14 @@ impl BackendJob for TrainJob<'_> {
             .head
             .init::<B>(spec.feature_dim(), classes, &device)
             .map_err(|e| anyhow::anyhow!("head: {e}"))?;
+        let center = cfg
+            .head
+            .center()
+            .map(|(w, lr)| CenterLoss::new(spec.feature_dim(), classes, w, lr, &device));
         let mut model = Model {
             net: spec.init::<B>(&device),
             head,
+            center,
         };
         let momentum = (raw.momentum > 0.0).then_some(MomentumConfig {
             momentum: raw.momentum,
@@ -352,8 +359,14 @@ impl BackendJob for TrainJob<'_> {
                 let augment = cfg.augment.then_some((&aug, &mut rng));
                 let (x, y) = batch_tensors::<B>(&train_set, idx, &norm, augment, &mut buf, &device);
                 let features = model.net.forward(x);
-                let logits = model.head.train_logits(features, y.clone());
-                let loss = cross_entropy(logits.clone(), y.clone());
+                let logits =
+                    model
+                        .head
+                        .train_logits(features.clone(), y.clone(), state.global_step);
+                let mut loss = cross_entropy(logits.clone(), y.clone());
+                if let Some(center) = &model.center {
+                    loss = loss + center.loss(features.clone(), y.clone());
+                }
                 let loss_value: f32 = loss.clone().into_scalar().elem();
                 if !loss_value.is_finite() {
                     bar.abandon();
@@ -371,6 +384,9 @@ impl BackendJob for TrainJob<'_> {
                 }
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optim.step(lr, model, grads);
+                if let Some(center) = model.center.take() {
+                    model.center = Some(center.update(features, y.clone()));
+                }
                 loss_sum += loss_value as f64 * idx.len() as f64;
                 correct += count_correct(logits, y);
                 state.global_step += 1;

@@ -1,0 +1,112 @@
+//! Fixed classifiers: class weights set once and never trained (field notes
+//! §3, RePoNet and the simplex ETF), logits `s cos(x, w_j)` with a fixed or
+//! learnable scale s.
+//!
+//! Layouts (`src/geometry/polygon.rs` builds them in f64):
+//! - `polygon`: the symmetrical layer's regular polygon in the plane of two
+//!   random vectors (uniform [0, 1), as the layer's initialisation), frozen;
+//! - `simplex`: the simplex ETF `sqrt(C/(C-1)) P (I - 11^T/C)`, P a random
+//!   orthonormal D x C (needs D >= C); pairwise cosine -1/(C-1);
+//! - `orthoplex`: ±e_i on the first ceil(C/2) axes (needs D >= ceil(C/2));
+//! - `dcube`: vertices of a hypercube on the first ceil(log2 C) axes.
+
+use super::{HeadOps, ScaleParam, l2_normalize};
+use crate::geometry::{Matrix, polygon};
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+
+/// Which fixed layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Regular polygon in a random plane.
+    Polygon,
+    /// Simplex equiangular tight frame.
+    Simplex,
+    /// Cross-polytope vertices.
+    Orthoplex,
+    /// Hypercube vertices.
+    Dcube,
+}
+
+/// A fixed classifier.
+#[derive(Module, Debug)]
+pub struct FixedHead<B: Backend> {
+    /// Unit rows `w_c`, `[C, D]`, never updated (no gradient flows to them).
+    weights: Param<Tensor<B, 2>>,
+    scale: ScaleParam<B>,
+}
+
+fn host<B: Backend>(t: Tensor<B, 2>) -> Matrix {
+    let [r, c] = t.dims();
+    let v: Vec<f32> = t.into_data().convert::<f32>().to_vec().unwrap_or_default();
+    Matrix::from_f32(r, c, &v).unwrap_or_else(|_| Matrix::zeros(r, c))
+}
+
+/// Build the layout's `[C, D]` weights (random parts from the backend's seeded RNG).
+pub fn layout_weights<B: Backend>(
+    layout: Layout,
+    d: usize,
+    c: usize,
+    device: &B::Device,
+) -> Result<Matrix, String> {
+    let err = |e: crate::geometry::GeometryError| e.to_string();
+    match layout {
+        Layout::Polygon => {
+            let v = host(Tensor::<B, 2>::random(
+                [2, d],
+                Distribution::Uniform(0.0, 1.0),
+                device,
+            ));
+            polygon::polygon_weights(v.row(0), v.row(1), c).map_err(err)
+        }
+        Layout::Simplex => {
+            if d < c {
+                return Err(format!(
+                    "the simplex ETF needs D >= C, got D = {d}, C = {c}"
+                ));
+            }
+            let r = host(Tensor::<B, 2>::random(
+                [d, c],
+                Distribution::Normal(0.0, 1.0),
+                device,
+            ));
+            polygon::simplex_etf(c, &r).map_err(err)
+        }
+        Layout::Orthoplex => polygon::orthoplex_weights(c, d).map_err(err),
+        Layout::Dcube => polygon::dcube_weights(c, d).map_err(err),
+    }
+}
+
+impl<B: Backend> FixedHead<B> {
+    /// Build the layout for `d` features and `c` classes.
+    pub fn new(
+        layout: Layout,
+        d: usize,
+        c: usize,
+        scale: ScaleParam<B>,
+        device: &B::Device,
+    ) -> Result<Self, String> {
+        let w = layout_weights::<B>(layout, d, c, device)?;
+        let data: Vec<f32> = w.as_slice().iter().map(|&v| v as f32).collect();
+        let t = Tensor::<B, 1>::from_floats(data.as_slice(), device).reshape([c, d]);
+        Ok(Self {
+            weights: Param::from_tensor(l2_normalize(t)),
+            scale,
+        })
+    }
+}
+
+impl<B: Backend> HeadOps<B> for FixedHead<B> {
+    fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
+        let w = self.weights.val().detach();
+        self.scale
+            .apply(l2_normalize(features).matmul(w.transpose()))
+    }
+    fn class_weights(&self) -> Tensor<B, 2> {
+        self.weights.val().detach()
+    }
+    fn scale(&self) -> Option<f64> {
+        Some(self.scale.value())
+    }
+}

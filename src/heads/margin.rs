@@ -1,0 +1,62 @@
+//! Shared machinery of the cosine and margin heads (field notes §3):
+//! learnable class weights, `cos t_j = x^ . w^_j` `[B, C]`, and the
+//! replacement of the target logit. A margin head only says how the target
+//! cosine changes and what scale multiplies the logits.
+
+use super::l2_normalize;
+use burn::module::Param;
+use burn::nn::Initializer;
+use burn::prelude::*;
+
+/// Clamp bound for cosines before `acos`/`sqrt` (field notes §3: ±(1-1e-7)).
+pub const COS_CLAMP: f64 = 1.0 - 1e-7;
+
+/// Learnable class weights `[C, D]`, initialised like a linear layer
+/// (uniform ±1/sqrt(D)); only their directions matter.
+#[derive(Module, Debug)]
+pub struct CosineWeights<B: Backend> {
+    /// Rows are `w_c`.
+    pub weight: Param<Tensor<B, 2>>,
+}
+
+impl<B: Backend> CosineWeights<B> {
+    /// `C` classes of dimension `D`.
+    pub fn new(d: usize, c: usize, device: &B::Device) -> Self {
+        let init = Initializer::KaimingUniform {
+            gain: 1.0 / 3f64.sqrt(),
+            fan_out_only: false,
+        };
+        Self {
+            weight: init.init_with([c, d], Some(d), Some(c), device),
+        }
+    }
+
+    /// `cos t_j` for every sample and class, `[B, D]` -> `[B, C]`. A zero
+    /// feature or weight vector has cosine 0 (never NaN).
+    pub fn cosines(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
+        l2_normalize(features).matmul(l2_normalize(self.weight.val()).transpose())
+    }
+
+    /// The weights as rows `[C, D]`.
+    pub fn rows(&self) -> Tensor<B, 2> {
+        self.weight.val()
+    }
+}
+
+/// One-hot mask of the labels, `[B]` -> `[B, C]` (float, 1 at the target).
+pub fn target_mask<B: Backend>(labels: Tensor<B, 1, Int>, classes: usize) -> Tensor<B, 2> {
+    labels.one_hot::<2>(classes).float()
+}
+
+/// Replace the target entry of `cos [B, C]` by `target [B, 1]`:
+/// `cos + mask * (target - cos_y)`.
+pub fn replace_target<B: Backend>(
+    cos: Tensor<B, 2>,
+    labels: Tensor<B, 1, Int>,
+    target: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 2>,
+) -> Tensor<B, 2> {
+    let [b, c] = cos.dims();
+    let cos_y = cos.clone().gather(1, labels.clone().reshape([b, 1])); // [B, 1]
+    let new = target(cos_y.clone());
+    cos + target_mask(labels, c) * (new - cos_y)
+}
