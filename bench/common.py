@@ -323,11 +323,46 @@ class SymmetricalHead(nn.Module):
         return torch.stack([self.v1, self.v2])
 
 
-def build_head(head: str, features: int, classes: int, s: float = 16.0) -> nn.Module:
+class MarginHead(nn.Module):
+    """NormFace / CosFace / ArcFace (field notes section 3), matching
+    symfeat's src/heads: weights initialised like nn.Linear, cosine clamped
+    to +-(1-1e-7), ArcFace falls back to cos t - m sin m past pi. Called with
+    labels (training) the target logit carries the margin; without, s cos t."""
+
+    def __init__(self, kind: str, features: int, classes: int, s: float, m: float):
+        super().__init__()
+        self.kind, self.s, self.m = kind, float(s), float(m)
+        self.weight = nn.Parameter(torch.empty(classes, features))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        cos = F.normalize(x, dim=1, eps=1e-12) @ F.normalize(self.weight, dim=1, eps=1e-12).t()
+        if y is None or self.kind == "normface":
+            return self.s * cos
+        cy = cos.gather(1, y.view(-1, 1))
+        if self.kind == "cosface":
+            target = cy - self.m
+        else:
+            c = cy.clamp(-1 + 1e-7, 1 - 1e-7)
+            phi = c * math.cos(self.m) - (1 - c * c).sqrt() * math.sin(self.m)
+            target = torch.where(c < math.cos(math.pi - self.m), c - self.m * math.sin(self.m), phi)
+        onehot = F.one_hot(y, cos.shape[1]).to(cos.dtype)
+        return self.s * (cos + onehot * (target - cy))
+
+    def class_weights(self) -> torch.Tensor:
+        return self.weight
+
+    def derived_params(self) -> Optional[torch.Tensor]:
+        return None
+
+
+def build_head(head: str, features: int, classes: int, s: float = 16.0, m: float = 0.0) -> nn.Module:
     if head == "softmax":
         return SoftmaxHead(features, classes)
     if head == "symmetrical":
         return SymmetricalHead(features, classes, s)
+    if head in ("normface", "cosface", "arcface"):
+        return MarginHead(head, features, classes, s, m)
     raise ValueError(f"unknown head {head!r}")
 
 
@@ -337,11 +372,12 @@ class Classifier(nn.Module):
         self.backbone = backbone
         self.head = head
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        f = self.backbone(x)
+        return self.head(f, y) if isinstance(self.head, MarginHead) else self.head(f)
 
 
-def build_model(net: str, head: str, shape, classes: int, s: float = 16.0) -> Classifier:
+def build_model(net: str, head: str, shape, classes: int, s: float = 16.0, m: float = 0.0) -> Classifier:
     """shape = (channels, height, width)."""
     backbone = build_backbone(net, *shape)
-    return Classifier(backbone, build_head(head, backbone.features, classes, s))
+    return Classifier(backbone, build_head(head, backbone.features, classes, s, m))

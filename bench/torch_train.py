@@ -39,8 +39,9 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default="fashion-mnist", choices=common.DATASETS)
     p.add_argument("--data", default=None, help=f"data folder (default for fashion-mnist: {common.FASHION_MNIST_DIR})")
     p.add_argument("--net", default="cnn", choices=("cnn", "mlp", "resnet20"))
-    p.add_argument("--head", default="softmax", choices=("softmax", "symmetrical"))
-    p.add_argument("--s", type=float, default=16.0, help="scale of the symmetrical head")
+    p.add_argument("--head", default="softmax", choices=("softmax", "symmetrical", "normface", "cosface", "arcface"))
+    p.add_argument("--s", type=float, default=16.0, help="logit scale of the cosine heads")
+    p.add_argument("--m", type=float, default=0.0, help="margin of cosface / arcface (radians)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--momentum", type=float, default=0.9)
@@ -119,7 +120,7 @@ def main(argv=None):
     )
 
     torch.manual_seed(a.seed)
-    model = common.build_model(a.net, a.head, tuple(xtr.shape[1:]), classes, a.s).to(device)
+    model = common.build_model(a.net, a.head, tuple(xtr.shape[1:]), classes, a.s, a.m).to(device)
     opt = torch.optim.SGD(
         model.parameters(), lr=a.lr, momentum=a.momentum, dampening=0.0,
         weight_decay=a.weight_decay, nesterov=a.nesterov,
@@ -150,7 +151,7 @@ def main(argv=None):
             lr = lr_at(a, t, epoch, steps_per_epoch)
             for g in opt.param_groups:
                 g["lr"] = lr
-            logits = model(xb)
+            logits = model(xb, yb)
             loss = F.cross_entropy(logits, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()

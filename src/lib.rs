@@ -14,4 +14,5 @@ pub mod geometry;
 pub mod heads;
 pub mod nets;
 pub mod npy;
+pub mod report;
 pub mod train;

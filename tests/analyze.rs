@@ -229,3 +229,82 @@ fn bad_inputs_are_clear_errors() {
     // the valid files still analyse
     assert!(run(&f, &[]).status.success());
 }
+
+#[test]
+fn landscape_of_a_polygon_head_peaks_at_p_max_on_its_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, s) = (10usize, 16.0f64);
+    let w = polygon(c, 4);
+    let wp = dir.path().join("w.npy");
+    write_npy(&wp, &w).unwrap();
+    let out = dir.path().join("land");
+    let args = [
+        "landscape",
+        "--weights",
+        wp.to_str().unwrap(),
+        "--class",
+        "3",
+        "--scale",
+        "16",
+        "--radii",
+        "5",
+        "--angles",
+        "36",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = symfeat().args(args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("landscape.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 5 * 36);
+    // p_max = e^s / sum_j e^(s cos(2 pi j / C)), independent of R for a cosine head
+    let z: f64 = (0..c)
+        .map(|j| (s * (2.0 * std::f64::consts::PI * j as f64 / c as f64).cos()).exp())
+        .sum();
+    let p_max = s.exp() / z;
+    for r in &rows {
+        assert!(r[2] <= p_max + 1e-5, "{} > {p_max}", r[2]);
+        if r[1] == 0.0 {
+            assert!((r[2] - p_max).abs() < 1e-5, "theta 0: {} vs {p_max}", r[2]);
+        }
+    }
+    // The neighbour w_2 or w_4 lies 36 degrees away: p_3 there is the neighbour's p_max share.
+    let at36: Vec<f64> = rows
+        .iter()
+        .filter(|r| (r[1] - 36.0).abs() < 1e-9)
+        .map(|r| r[2])
+        .collect();
+    let want = (s * (36f64.to_radians()).cos()).exp() / z;
+    assert!(
+        at36.iter().all(|p| (p - want).abs() < 1e-5),
+        "{at36:?} vs {want}"
+    );
+    for ext in ["png", "svg"] {
+        let bytes = std::fs::read(out.join(format!("landscape.{ext}"))).unwrap();
+        assert!(bytes.len() > 1000, "{ext} too small");
+    }
+    assert!(
+        std::fs::read(out.join("landscape.png"))
+            .unwrap()
+            .starts_with(b"\x89PNG")
+    );
+    let o = symfeat()
+        .args([
+            "landscape",
+            "--weights",
+            wp.to_str().unwrap(),
+            "--class",
+            "10",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--class 10"));
+}

@@ -2,6 +2,7 @@
 
 mod analyze;
 mod heads;
+mod landscape;
 mod train;
 
 use anyhow::Result;
@@ -30,6 +31,8 @@ pub enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// The head zoo: list heads, or evaluate one on given features and weights.
     Heads(heads::HeadsArgs),
+    /// Softmax landscape of one class over (R, theta): CSV and polar plot.
+    Landscape(landscape::LandscapeArgs),
 }
 
 /// Run a parsed command line.
@@ -39,5 +42,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => train::bench(args),
         Command::Analyze(args) => analyze::analyze(args),
         Command::Heads(args) => heads::heads(args),
+        Command::Landscape(args) => landscape::landscape(args),
     }
 }

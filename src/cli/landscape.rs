@@ -1,0 +1,162 @@
+//! `symfeat landscape`: the softmax output of one class over the feature
+//! norm R and the angle theta in a plane through `w_c` (field notes §5), as
+//! CSV and a polar plot (PNG and SVG).
+
+use crate::geometry::landscape::{PlaneWeights, softmax_landscape};
+use crate::geometry::{self, Matrix};
+use crate::npy::{MatrixReader, read_vector};
+use crate::report::plot::{LandscapeFigure, png_and_svg};
+use anyhow::{Result, bail};
+use clap::Args;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Options of `symfeat landscape`.
+#[derive(Debug, Args)]
+pub struct LandscapeArgs {
+    /// Class weights, C x D float NPY.
+    #[arg(long)]
+    weights: PathBuf,
+    /// The class c whose probability p_c is mapped.
+    #[arg(long)]
+    class: usize,
+    /// The plane is spanned by w_c and the weight of this class (default: the
+    /// class whose weight is closest in angle to w_c).
+    #[arg(long)]
+    towards: Option<usize>,
+    /// Scale s of a cosine head; omit for a linear head.
+    #[arg(long)]
+    scale: Option<f64>,
+    /// Bias, C floats (linear head).
+    #[arg(long)]
+    bias: Option<PathBuf>,
+    /// Largest feature norm R of the grid (default: 3 times the mean weight norm for
+    /// linear heads, 1 for cosine heads, whose p_c does not depend on R).
+    #[arg(long)]
+    r_max: Option<f64>,
+    /// Number of radii.
+    #[arg(long, default_value_t = 40)]
+    radii: usize,
+    /// Number of angles over 360 degrees.
+    #[arg(long, default_value_t = 180)]
+    angles: usize,
+    /// Project every weight onto the plane first (the authors' 2-D view).
+    #[arg(long)]
+    projected: bool,
+    /// Output directory (landscape.csv, landscape.png, landscape.svg).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub(super) fn landscape(a: LandscapeArgs) -> Result<ExitCode> {
+    let (w, c, d) = MatrixReader::open(&a.weights, "class weights")?.read_all()?;
+    if c < 2 {
+        bail!("{}: need at least 2 classes, got {c}", a.weights.display());
+    }
+    if a.class >= c {
+        bail!(
+            "--class {}: expected 0..{c} (C from {})",
+            a.class,
+            a.weights.display()
+        );
+    }
+    if a.radii < 1 || a.angles < 4 {
+        bail!("--radii must be >= 1 and --angles >= 4");
+    }
+    if let Some(r) = a.r_max
+        && !(r.is_finite() && r > 0.0)
+    {
+        bail!("--r-max {r}: expected a finite number > 0");
+    }
+    let weights = Matrix::new(c, d, w).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let norms = weights.row_norms();
+    if norms[a.class] == 0.0 {
+        bail!("{}: w_{} is zero", a.weights.display(), a.class);
+    }
+    let towards = match a.towards {
+        Some(k) if k >= c || k == a.class => {
+            bail!("--towards {k}: expected another class in 0..{c}")
+        }
+        Some(k) => k,
+        None => (0..c)
+            .filter(|&k| k != a.class && norms[k] > 0.0)
+            .max_by(|&i, &j| {
+                let ci = geometry::angles::angle_deg(weights.row(a.class), weights.row(i));
+                let cj = geometry::angles::angle_deg(weights.row(a.class), weights.row(j));
+                cj.total_cmp(&ci)
+            })
+            .unwrap_or((a.class + 1) % c),
+    };
+    let bias = a
+        .bias
+        .as_ref()
+        .map(|p| read_vector(p, "bias"))
+        .transpose()?;
+    if let Some(b) = &bias
+        && b.len() != c
+    {
+        bail!("--bias has {} values, expected C = {c}", b.len());
+    }
+    if let Some(s) = a.scale
+        && !(s.is_finite() && s > 0.0)
+    {
+        bail!("--scale {s}: expected a finite number > 0");
+    }
+    let head = geometry::build_head(&weights, bias.as_deref(), a.scale)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r_max = a.r_max.unwrap_or(if a.scale.is_some() {
+        1.0
+    } else {
+        3.0 * norms.iter().sum::<f64>() / c as f64
+    });
+    let rs: Vec<f64> = (1..=a.radii)
+        .map(|i| r_max * i as f64 / a.radii as f64)
+        .collect();
+    let thetas: Vec<f64> = (0..a.angles)
+        .map(|i| 360.0 * i as f64 / a.angles as f64)
+        .collect();
+    let mode = if a.projected {
+        PlaneWeights::Projected
+    } else {
+        PlaneWeights::Exact
+    };
+    let l = softmax_landscape(
+        head.as_ref(),
+        a.class,
+        weights.row(towards),
+        &rs,
+        &thetas,
+        mode,
+    )
+    .map_err(|e| anyhow::anyhow!("landscape: {e}"))?;
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", a.out.display()))?;
+    let mut csv = String::from("r,theta_deg,p\n");
+    for (i, r) in l.rs.iter().enumerate() {
+        for (j, t) in l.thetas_deg.iter().enumerate() {
+            let _ = writeln!(csv, "{r},{t},{}", l.p[i][j]);
+        }
+    }
+    crate::atomic::write(&a.out.join("landscape.csv"), csv.as_bytes())?;
+    let fig = LandscapeFigure {
+        landscape: &l,
+        title: format!(
+            "p_{} over (R, theta), plane of w_{} and w_{}",
+            a.class, a.class, towards
+        ),
+        reference: format!("w_{towards}"),
+    };
+    png_and_svg(&a.out.join("landscape"), (640, 560), &fig)?;
+    eprintln!(
+        "wrote {}/landscape.{{csv,png,svg}}: p_{} in [{:.4}, {:.4}]",
+        a.out.display(),
+        a.class,
+        l.p.iter().flatten().cloned().fold(f64::INFINITY, f64::min),
+        l.p.iter()
+            .flatten()
+            .cloned()
+            .fold(f64::NEG_INFINITY, f64::max)
+    );
+    Ok(ExitCode::SUCCESS)
+}

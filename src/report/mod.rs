@@ -1,0 +1,3 @@
+//! Figures (PNG and SVG through plotters) and, later, the HTML report.
+
+pub mod plot;
