@@ -15,4 +15,5 @@ pub mod heads;
 pub mod nets;
 pub mod npy;
 pub mod report;
+pub mod study;
 pub mod train;

@@ -2,9 +2,9 @@
 //! norm R and the angle theta in a plane through `w_c` (field notes §5), as
 //! CSV and a polar plot (PNG and SVG).
 
-use crate::geometry::landscape::{PlaneWeights, softmax_landscape};
-use crate::geometry::{self, Matrix};
+use crate::geometry::Matrix;
 use crate::npy::{MatrixReader, read_vector};
+use crate::report::landscape::{LandscapeGrid, class_landscape};
 use crate::report::plot::{LandscapeFigure, png_and_svg};
 use anyhow::{Result, bail};
 use clap::Args;
@@ -70,24 +70,14 @@ pub(super) fn landscape(a: LandscapeArgs) -> Result<ExitCode> {
         bail!("--r-max {r}: expected a finite number > 0");
     }
     let weights = Matrix::new(c, d, w).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let norms = weights.row_norms();
-    if norms[a.class] == 0.0 {
+    if weights.row_norms()[a.class] == 0.0 {
         bail!("{}: w_{} is zero", a.weights.display(), a.class);
     }
-    let towards = match a.towards {
-        Some(k) if k >= c || k == a.class => {
-            bail!("--towards {k}: expected another class in 0..{c}")
-        }
-        Some(k) => k,
-        None => (0..c)
-            .filter(|&k| k != a.class && norms[k] > 0.0)
-            .max_by(|&i, &j| {
-                let ci = geometry::angles::angle_deg(weights.row(a.class), weights.row(i));
-                let cj = geometry::angles::angle_deg(weights.row(a.class), weights.row(j));
-                cj.total_cmp(&ci)
-            })
-            .unwrap_or((a.class + 1) % c),
-    };
+    if let Some(k) = a.towards
+        && (k >= c || k == a.class)
+    {
+        bail!("--towards {k}: expected another class in 0..{c}");
+    }
     let bias = a
         .bias
         .as_ref()
@@ -103,33 +93,14 @@ pub(super) fn landscape(a: LandscapeArgs) -> Result<ExitCode> {
     {
         bail!("--scale {s}: expected a finite number > 0");
     }
-    let head = geometry::build_head(&weights, bias.as_deref(), a.scale)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let r_max = a.r_max.unwrap_or(if a.scale.is_some() {
-        1.0
-    } else {
-        3.0 * norms.iter().sum::<f64>() / c as f64
-    });
-    let rs: Vec<f64> = (1..=a.radii)
-        .map(|i| r_max * i as f64 / a.radii as f64)
-        .collect();
-    let thetas: Vec<f64> = (0..a.angles)
-        .map(|i| 360.0 * i as f64 / a.angles as f64)
-        .collect();
-    let mode = if a.projected {
-        PlaneWeights::Projected
-    } else {
-        PlaneWeights::Exact
+    let grid = LandscapeGrid {
+        r_max: a.r_max,
+        radii: a.radii,
+        angles: a.angles,
+        projected: a.projected,
     };
-    let l = softmax_landscape(
-        head.as_ref(),
-        a.class,
-        weights.row(towards),
-        &rs,
-        &thetas,
-        mode,
-    )
-    .map_err(|e| anyhow::anyhow!("landscape: {e}"))?;
+    let (l, towards) =
+        class_landscape(&weights, bias.as_deref(), a.scale, a.class, a.towards, grid)?;
     std::fs::create_dir_all(&a.out)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", a.out.display()))?;
     let mut csv = String::from("r,theta_deg,p\n");

@@ -3,6 +3,7 @@
 mod analyze;
 mod heads;
 mod landscape;
+mod study;
 mod train;
 
 use anyhow::Result;
@@ -23,6 +24,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once
 pub enum Command {
+    /// The paper's question on the default data: heads x seeds study, then the report.
+    Reproduce(study::ReproduceArgs),
+    /// Run a study (heads x seeds grid from a TOML file), then write its report.
+    Study(study::StudyArgs),
+    /// Rebuild a study's report from its finished runs.
+    Report(study::ReportArgs),
     /// Train a backbone with a head; writes config, metrics, checkpoints and weights.
     Train(train::TrainArgs),
     /// Measure training and inference speed on random data.
@@ -39,6 +46,9 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Train(args) => train::train(args),
+        Command::Reproduce(args) => study::reproduce(args),
+        Command::Study(args) => study::study(args),
+        Command::Report(args) => study::report(args),
         Command::Bench(args) => train::bench(args),
         Command::Analyze(args) => analyze::analyze(args),
         Command::Heads(args) => heads::heads(args),

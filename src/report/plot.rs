@@ -188,3 +188,212 @@ pub fn landscape_polar<DB: DrawingBackend>(
     .map_err(err)?;
     Ok(())
 }
+
+/// A short axis label for `v`.
+pub fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.1e}")
+    } else if a >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    }
+}
+
+/// One line with a band: `x`, mean `y`, and `lo..hi` around it.
+pub struct Band {
+    /// Legend label.
+    pub label: String,
+    /// Points `(x, mean, lo, hi)`.
+    pub points: Vec<(f64, f64, f64, f64)>,
+}
+
+/// Lines with min-max bands over seeds, one colour per series.
+pub struct CurvesFigure {
+    /// Title.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// Series.
+    pub series: Vec<Band>,
+}
+
+/// Colour of series `i`.
+pub fn palette(i: usize) -> RGBColor {
+    const C: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+    ];
+    C[i % C.len()]
+}
+
+impl Figure for CurvesFigure {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
+        let pts = self.series.iter().flat_map(|s| s.points.iter());
+        let (mut x0, mut x1, mut y0, mut y1) = (
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        );
+        for &(x, _, lo, hi) in pts.filter(|p| p.2.is_finite() && p.3.is_finite()) {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(lo);
+            y1 = y1.max(hi);
+        }
+        if !x0.is_finite() {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        if x1 <= x0 {
+            x1 = x0 + 1.0;
+        }
+        let pad = ((y1 - y0) * 0.05).max(1e-6);
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+            .map_err(err)?;
+        let xticks = ((x1 - x0).round() as usize + 1).clamp(2, 12);
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .x_labels(xticks)
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
+            .light_line_style(WHITE.mix(0.0))
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+        for (i, s) in self.series.iter().enumerate() {
+            let color = palette(i);
+            let ok: Vec<_> = s
+                .points
+                .iter()
+                .filter(|p| p.1.is_finite())
+                .copied()
+                .collect();
+            if ok.len() > 1 {
+                let mut band: Vec<(f64, f64)> = ok.iter().map(|p| (p.0, p.3)).collect();
+                band.extend(ok.iter().rev().map(|p| (p.0, p.2)));
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        band,
+                        color.mix(0.15).filled(),
+                    )))
+                    .map_err(err)?;
+            }
+            chart
+                .draw_series(LineSeries::new(
+                    ok.iter().map(|p| (p.0, p.1)),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(s.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(
+                    ok.iter()
+                        .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
+                )
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+/// 2-D features coloured by class, class weights drawn as arrows from 0.
+pub struct ScatterFigure {
+    /// Title.
+    pub title: String,
+    /// Points `(x, y, class)`.
+    pub points: Vec<(f64, f64, usize)>,
+    /// Class weights `(x, y)`.
+    pub weights: Vec<(f64, f64)>,
+}
+
+impl Figure for ScatterFigure {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
+        let mut m = 1e-9f64;
+        for p in &self.points {
+            m = m.max(p.0.abs()).max(p.1.abs());
+        }
+        // weights are rescaled to the features' extent to be visible
+        let wm = self
+            .weights
+            .iter()
+            .map(|w| w.0.hypot(w.1))
+            .fold(1e-12, f64::max);
+        let ws = 0.9 * m / wm;
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d(-m * 1.05..m * 1.05, -m * 1.05..m * 1.05)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_labels(5)
+            .y_labels(5)
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
+            .light_line_style(WHITE.mix(0.0))
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(
+                self.points
+                    .iter()
+                    .map(|p| Circle::new((p.0, p.1), 2, palette(p.2).mix(0.5).filled())),
+            )
+            .map_err(err)?;
+        for (c, w) in self.weights.iter().enumerate() {
+            let style = ShapeStyle::from(&BLACK).stroke_width(3);
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(0.0, 0.0), (w.0 * ws, w.1 * ws)],
+                    style,
+                )))
+                .map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    (w.0 * ws, w.1 * ws),
+                    5,
+                    palette(c).filled(),
+                )))
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}

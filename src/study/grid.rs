@@ -1,0 +1,272 @@
+//! The study grid: `study.toml` -> runs -> run directories.
+//!
+//! ```toml
+//! heads = ["softmax", "symmetrical"]
+//! seeds = [0, 1, 2]
+//! nets = ["cnn"]                 # optional, default: train.net
+//! datasets = ["fashion-mnist"]   # optional, default: train.dataset
+//! [train]                        # any `symfeat train` option (TrainConfig)
+//! epochs = 4
+//! train_limit = 3000
+//! [head_params.arcface]          # optional per-head parameters
+//! s = 16.0
+//! ```
+//!
+//! Each run lives in `OUT/runs/<dataset>-<net>-<head>-seed<k>`. A run is
+//! finished when its checkpoint holds every epoch and its final files exist;
+//! then it is skipped. A run with a partial checkpoint is resumed. A run
+//! that diverges leaves `diverged.json` and the grid goes on.
+
+use crate::train::{Checkpoint, TrainConfig, train};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A study: the grid axes and the shared training options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyConfig {
+    /// Heads to compare.
+    pub heads: Vec<String>,
+    /// Seeds per head.
+    pub seeds: Vec<u64>,
+    /// Backbones (default: `train.net`).
+    #[serde(default)]
+    pub nets: Vec<String>,
+    /// Datasets (default: `train.dataset`).
+    #[serde(default)]
+    pub datasets: Vec<String>,
+    /// Options shared by every run.
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// Per-head parameters, by head name.
+    #[serde(default)]
+    pub head_params: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Free text shown in the report (e.g. why these settings).
+    #[serde(default)]
+    pub description: String,
+}
+
+/// One run of the grid.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Directory name under `runs/`.
+    pub name: String,
+    /// Its full configuration (checked).
+    pub config: TrainConfig,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Nothing there yet.
+    New,
+    /// A checkpoint with this many of the epochs.
+    Partial(usize),
+    /// Every epoch done and the final files written.
+    Finished,
+    /// Stopped with a non-finite loss (see `diverged.json`).
+    Diverged,
+}
+
+/// File that marks a diverged run.
+pub const DIVERGED: &str = "diverged.json";
+/// The study's configuration, as written into its directory.
+pub const STUDY_FILE: &str = "study.toml";
+
+impl StudyConfig {
+    /// Read `study.toml`; unknown keys are errors naming the file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read study file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid study file {}", path.display()))
+    }
+
+    /// Expand the grid (datasets x nets x heads x seeds), each run checked.
+    pub fn runs(&self, out: &Path) -> Result<Vec<RunSpec>> {
+        if self.heads.is_empty() || self.seeds.is_empty() {
+            bail!("a study needs at least one head and one seed");
+        }
+        let datasets = if self.datasets.is_empty() {
+            vec![self.train.dataset.clone()]
+        } else {
+            self.datasets.clone()
+        };
+        let nets = if self.nets.is_empty() {
+            vec![self.train.net.clone()]
+        } else {
+            self.nets.clone()
+        };
+        for head in self.head_params.keys() {
+            if !self.heads.contains(head) {
+                bail!(
+                    "head_params.{head}: {head:?} is not in heads {:?}",
+                    self.heads
+                );
+            }
+        }
+        let mut runs = vec![];
+        for dataset in &datasets {
+            for net in &nets {
+                for head in &self.heads {
+                    for &seed in &self.seeds {
+                        let name = format!("{dataset}-{net}-{head}-seed{seed}");
+                        let mut config = self.train.clone();
+                        config.dataset = dataset.clone();
+                        config.net = net.clone();
+                        config.head = head.clone();
+                        config.head_params =
+                            self.head_params.get(head).cloned().unwrap_or_default();
+                        config.seed = seed;
+                        config.out = out.join("runs").join(&name);
+                        config.export_features = true;
+                        config
+                            .check()
+                            .with_context(|| format!("study run {name}"))?;
+                        runs.push(RunSpec { name, config });
+                    }
+                }
+            }
+        }
+        Ok(runs)
+    }
+}
+
+/// Where the run in `dir` stands, for a run of `epochs` epochs.
+pub fn run_status(dir: &Path, epochs: usize) -> RunStatus {
+    if dir.join(DIVERGED).exists() {
+        return RunStatus::Diverged;
+    }
+    let ck = dir.join("checkpoint.bin");
+    if !ck.exists() {
+        return RunStatus::New;
+    }
+    match Checkpoint::load(&ck) {
+        Ok(c)
+            if c.state.epochs_done >= epochs
+                && dir.join("model.safetensors").exists()
+                && dir.join("class_weights.npy").exists() =>
+        {
+            RunStatus::Finished
+        }
+        Ok(c) => RunStatus::Partial(c.state.epochs_done),
+        Err(_) => RunStatus::Partial(0),
+    }
+}
+
+/// Run every run of the study in `out` that is not finished, then return
+/// the specs (the caller builds the report).
+pub fn run_study(study: &StudyConfig, out: &Path) -> Result<Vec<RunSpec>> {
+    std::fs::create_dir_all(out.join("runs"))
+        .with_context(|| format!("cannot create study directory {}", out.display()))?;
+    let runs = study.runs(out)?;
+    let study_file = out.join(STUDY_FILE);
+    let text = toml::to_string_pretty(study).context("serialising the study")?;
+    if let Ok(old) = std::fs::read_to_string(&study_file)
+        && old != text
+    {
+        bail!(
+            "{} holds a different study; use another --out (or delete it) to start a new one",
+            study_file.display()
+        );
+    }
+    crate::atomic::write(&study_file, text.as_bytes())?;
+    let total = runs.len();
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "study [{bar:30}] {pos}/{len} runs, {elapsed} elapsed, ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut done = 0;
+    for (k, run) in runs.iter().enumerate() {
+        let dir = &run.config.out;
+        let status = run_status(dir, run.config.epochs);
+        bar.set_message(run.name.clone());
+        let line = |what: &str| bar.println(format!("[{}/{total}] {}: {what}", k + 1, run.name));
+        match status {
+            RunStatus::Finished => line("finished earlier, skipped"),
+            RunStatus::Diverged => line("diverged earlier, skipped"),
+            RunStatus::New | RunStatus::Partial(_) => {
+                let resume = matches!(status, RunStatus::Partial(n) if n > 0);
+                if matches!(status, RunStatus::Partial(0)) {
+                    // an unreadable checkpoint from a crash at the very start: start over
+                    let _ = std::fs::remove_file(dir.join("checkpoint.bin"));
+                }
+                line(if resume { "resuming" } else { "training" });
+                let valid = run.config.check()?;
+                match train(&valid, resume) {
+                    Ok(h) => {
+                        let acc = h.history.last().map(|m| m.test_acc).unwrap_or(f64::NAN);
+                        line(&format!("test accuracy {:.2}%", 100.0 * acc));
+                    }
+                    Err(e) if e.to_string().contains("diverged") => {
+                        let msg = format!("{e:#}");
+                        crate::atomic::write(
+                            &dir.join(DIVERGED),
+                            serde_json::json!({ "error": msg }).to_string().as_bytes(),
+                        )?;
+                        line(&format!("DIVERGED: {msg}"));
+                    }
+                    Err(e) => return Err(e.context(format!("study run {}", run.name))),
+                }
+            }
+        }
+        done += 1;
+        bar.set_position(done);
+    }
+    bar.finish_and_clear();
+    Ok(runs)
+}
+
+/// The run directories of a finished or partial study.
+pub fn run_dirs(out: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join("runs"))
+        .with_context(|| format!("{} has no runs/ directory (not a study?)", out.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_expands_and_rejects_bad_studies() {
+        let s: StudyConfig = toml::from_str(
+            "heads = ['softmax', 'arcface']\nseeds = [0, 1]\n[train]\nepochs = 2\n[head_params.arcface]\ns = 16.0\n",
+        )
+        .unwrap();
+        let runs = s.runs(Path::new("/tmp/x")).unwrap();
+        assert_eq!(runs.len(), 4);
+        assert_eq!(runs[2].name, "fashion-mnist-cnn-arcface-seed0");
+        assert_eq!(runs[2].config.head_params["s"], 16.0);
+        assert!(runs[0].config.head_params.is_empty());
+        assert_eq!(
+            runs[3].config.out,
+            Path::new("/tmp/x/runs/fashion-mnist-cnn-arcface-seed1")
+        );
+        let bad: StudyConfig = toml::from_str("heads = ['nope']\nseeds = [0]\n").unwrap();
+        let e = format!("{:#}", bad.runs(Path::new("/tmp/x")).unwrap_err());
+        assert!(e.contains("nope"), "{e}");
+        assert!(
+            toml::from_str::<StudyConfig>("heads = ['softmax']\nseeds = [0]\nepochs = 3\n")
+                .is_err()
+        );
+        let e = toml::from_str::<StudyConfig>(
+            "heads = ['softmax']\nseeds = [0]\n[head_params.cosface]\ns = 1.0\n",
+        )
+        .unwrap()
+        .runs(Path::new("/x"))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cosface"), "{e}");
+    }
+}

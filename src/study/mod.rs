@@ -1,0 +1,10 @@
+//! Studies: a grid of training runs (heads x seeds, optionally x nets x
+//! datasets) that skips finished runs, resumes interrupted ones, records
+//! diverged ones, and ends with the report.
+
+mod grid;
+pub mod stability;
+
+pub use grid::{
+    DIVERGED, RunSpec, RunStatus, STUDY_FILE, StudyConfig, run_dirs, run_status, run_study,
+};
