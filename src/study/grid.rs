@@ -187,7 +187,8 @@ pub fn run_study(study: &StudyConfig, out: &Path) -> Result<Vec<RunSpec>> {
         let dir = &run.config.out;
         let status = run_status(dir, run.config.epochs);
         bar.set_message(run.name.clone());
-        let line = |what: &str| bar.println(format!("[{}/{total}] {}: {what}", k + 1, run.name));
+        let line =
+            |what: &str| bar.suspend(|| eprintln!("[{}/{total}] {}: {what}", k + 1, run.name));
         match status {
             RunStatus::Finished => line("finished earlier, skipped"),
             RunStatus::Diverged => line("diverged earlier, skipped"),

@@ -1,0 +1,272 @@
+//! Studies end to end: a tiny grid produces the report and summaries; the
+//! report opens in headless Chromium with every image; a study killed
+//! between runs completes on restart without re-running finished runs.
+
+mod common;
+
+use assert_cmd::Command;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn study_toml(data: &Path, heads: &[&str], seeds: &[u64], epochs: usize) -> String {
+    format!(
+        "heads = {heads:?}\nseeds = {seeds:?}\ndescription = \"test study\"\n[train]\ndataset = \"mnist\"\ndata = {:?}\nnet = \"mlp\"\nepochs = {epochs}\nbatch = 32\nthreads = 1\nprobe_train_samples = 100\n",
+        data.display().to_string()
+    )
+}
+
+#[test]
+fn a_tiny_study_writes_the_report_and_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 400, 200, 5);
+    let cfg = dir.path().join("study.toml");
+    std::fs::write(
+        &cfg,
+        study_toml(dir.path(), &["softmax", "symmetrical"], &[0, 1], 2),
+    )
+    .unwrap();
+    let out = dir.path().join("study");
+    let o = Command::cargo_bin("symfeat")
+        .unwrap()
+        .args([
+            "study",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["report.html", "summary.json", "summary.md", "study.toml"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let heads = s["heads"].as_array().unwrap();
+    assert_eq!(heads.len(), 2);
+    for h in heads {
+        assert_eq!(h["runs"], 2);
+        for k in [
+            "final_acc",
+            "best_acc",
+            "last_k_std",
+            "drops",
+            "max_drop",
+            "loss_spikes",
+            "epochs_to_95",
+            "geometry",
+        ] {
+            assert!(!h[k].is_null(), "{k} missing in {h}");
+        }
+        for g in [
+            "angle_w_mean",
+            "angle_w_softmax_center",
+            "nc1",
+            "nc3",
+            "compactness",
+            "separation",
+        ] {
+            assert!(h["geometry"][g]["mean"].is_number(), "geometry.{g} missing");
+        }
+    }
+    let verdict = s["verdict"].as_array().unwrap();
+    assert!(
+        verdict
+            .iter()
+            .any(|v| v.as_str().unwrap().contains("Against the paper")),
+        "{verdict:?}"
+    );
+    let figures: Vec<&str> = s["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for f in [
+        "test_acc",
+        "train_loss",
+        "angle_w_mean",
+        "nc3",
+        "landscape_softmax",
+        "landscape_symmetrical",
+    ] {
+        assert!(figures.contains(&f), "{f} not in {figures:?}");
+        for ext in ["png", "svg"] {
+            assert!(
+                out.join("figures").join(format!("{f}.{ext}")).exists(),
+                "{f}.{ext}"
+            );
+        }
+    }
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("| softmax |") || md.contains("| mnist / mlp | softmax |"),
+        "{md}"
+    );
+    // `symfeat report` rebuilds the same report from the finished runs.
+    std::fs::remove_file(out.join("report.html")).unwrap();
+    Command::cargo_bin("symfeat")
+        .unwrap()
+        .args(["report", out.to_str().unwrap()])
+        .assert()
+        .success();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(html.matches("<img ").count(), figures.len());
+    check_in_chromium(&out.join("report.html"), figures.len());
+}
+
+/// Open the report in headless Chromium: no console message, every image decoded.
+fn check_in_chromium(report: &Path, images: usize) {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install chromium (Debian package `chromium`)"
+        );
+        eprintln!("skipped the browser check: no chromium");
+        return;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            &format!("--user-data-dir={}", profile.path().display()),
+            "--dump-dom",
+            &format!("file://{}", report.display()),
+        ])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&o.stdout);
+    let log = String::from_utf8_lossy(&o.stderr);
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    let want = format!("images loaded: {images}/{images}");
+    assert!(
+        dom.contains(&want),
+        "{want:?} not in the rendered page (chromium rc {:?})",
+        o.status.code()
+    );
+}
+
+#[test]
+fn a_killed_study_completes_without_rerunning_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 3000, 100, 6);
+    let cfg = dir.path().join("study.toml");
+    std::fs::write(&cfg, study_toml(dir.path(), &["softmax"], &[0, 1, 2], 2)).unwrap();
+    let out = dir.path().join("study");
+    let bin = assert_cmd::cargo::cargo_bin("symfeat");
+    let args = [
+        "study",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let first = out.join("runs/mnist-mlp-softmax-seed0");
+    let mut child = std::process::Command::new(&bin)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !first.join("class_weights.npy").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "first run never finished"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL, between runs or inside the second one
+    child.wait().unwrap();
+    if out
+        .join("runs/mnist-mlp-softmax-seed2/class_weights.npy")
+        .exists()
+    {
+        eprintln!("note: the study finished before the kill; only the skipping is tested");
+    }
+    let ck = std::fs::read(first.join("checkpoint.bin")).unwrap();
+    let modified = std::fs::metadata(first.join("checkpoint.bin"))
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    let o = std::process::Command::new(&bin)
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("softmax-seed0: finished earlier, skipped"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(first.join("checkpoint.bin")).unwrap(),
+        ck,
+        "a finished run was re-run"
+    );
+    assert_eq!(
+        std::fs::metadata(first.join("checkpoint.bin"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        modified
+    );
+    for seed in 0..3 {
+        let m = std::fs::read_to_string(
+            out.join(format!("runs/mnist-mlp-softmax-seed{seed}/metrics.jsonl")),
+        )
+        .unwrap();
+        assert_eq!(m.lines().count(), 2, "seed {seed}");
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["heads"][0]["runs"], 3);
+}
+
+#[test]
+fn reproduce_prints_its_study() {
+    let o = Command::cargo_bin("symfeat")
+        .unwrap()
+        .args(["reproduce", "--print-config"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let s: symfeat::study::StudyConfig =
+        toml::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    for h in [
+        "softmax",
+        "normface",
+        "sphereface",
+        "cosface",
+        "arcface",
+        "symmetrical",
+        "polygon",
+    ] {
+        assert!(s.heads.iter().any(|x| x == h), "{h}");
+    }
+    assert_eq!(s.seeds.len(), 3);
+    let o = Command::cargo_bin("symfeat")
+        .unwrap()
+        .args(["reproduce", "--protocol", "paper"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--data"));
+}
