@@ -46,7 +46,7 @@ fn bad_options_name_the_option_and_what_was_expected() {
             "--out",
             out,
         ],
-        &["s", "> 0"],
+        &["s = -1", "(0, 10000)"],
     );
     fails_with(
         &["train", "--schedule", "multistep", "--out", out],
