@@ -12,7 +12,7 @@
 //!   stability.
 
 use super::HeadOps;
-use super::margin::{COS_CLAMP, CosineWeights, replace_target};
+use super::margin::{COS_CLAMP, CosineWeights, replace_target, scaled_cosine_head_ops};
 use burn::prelude::*;
 use std::f64::consts::PI;
 
@@ -62,9 +62,7 @@ pub fn arcface_target<B: Backend>(cos_y: Tensor<B, 2>, m: f64, easy: bool) -> Te
 }
 
 impl<B: Backend> HeadOps<B> for ArcFaceHead<B> {
-    fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.weights.cosines(features) * self.scale
-    }
+    scaled_cosine_head_ops!();
     fn train_logits(
         &self,
         features: Tensor<B, 2>,
@@ -81,11 +79,5 @@ impl<B: Backend> HeadOps<B> for ArcFaceHead<B> {
             }
         });
         logits * self.scale
-    }
-    fn class_weights(&self) -> Tensor<B, 2> {
-        self.weights.rows()
-    }
-    fn scale(&self) -> Option<f64> {
-        Some(self.scale)
     }
 }

@@ -5,7 +5,7 @@
 //! code there is no fallback when `m1 t + m2 > pi`.
 
 use super::HeadOps;
-use super::margin::{COS_CLAMP, CosineWeights, replace_target};
+use super::margin::{COS_CLAMP, CosineWeights, replace_target, scaled_cosine_head_ops};
 use burn::prelude::*;
 
 /// Combined-margin head.
@@ -33,9 +33,7 @@ impl<B: Backend> CombinedHead<B> {
 }
 
 impl<B: Backend> HeadOps<B> for CombinedHead<B> {
-    fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.weights.cosines(features) * self.scale
-    }
+    scaled_cosine_head_ops!();
     fn train_logits(
         &self,
         features: Tensor<B, 2>,
@@ -48,11 +46,5 @@ impl<B: Backend> HeadOps<B> for CombinedHead<B> {
             (t * m1 + m2).cos() - m3
         });
         logits * self.scale
-    }
-    fn class_weights(&self) -> Tensor<B, 2> {
-        self.weights.rows()
-    }
-    fn scale(&self) -> Option<f64> {
-        Some(self.scale)
     }
 }

@@ -2,7 +2,7 @@
 //! `s (cos t_y - m)`, others `s cos t_j` (field notes §3; s = 64, m = 0.35).
 
 use super::HeadOps;
-use super::margin::{CosineWeights, replace_target};
+use super::margin::{CosineWeights, replace_target, scaled_cosine_head_ops};
 use burn::prelude::*;
 
 /// CosFace head.
@@ -25,9 +25,7 @@ impl<B: Backend> CosFaceHead<B> {
 }
 
 impl<B: Backend> HeadOps<B> for CosFaceHead<B> {
-    fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.weights.cosines(features) * self.scale
-    }
+    scaled_cosine_head_ops!();
     fn train_logits(
         &self,
         features: Tensor<B, 2>,
@@ -36,11 +34,5 @@ impl<B: Backend> HeadOps<B> for CosFaceHead<B> {
     ) -> Tensor<B, 2> {
         let m = self.margin;
         replace_target(self.weights.cosines(features), labels, |cos_y| cos_y - m) * self.scale
-    }
-    fn class_weights(&self) -> Tensor<B, 2> {
-        self.weights.rows()
-    }
-    fn scale(&self) -> Option<f64> {
-        Some(self.scale)
     }
 }

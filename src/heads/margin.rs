@@ -60,3 +60,21 @@ pub fn replace_target<B: Backend>(
     let new = target(cos_y.clone());
     cos + target_mask(labels, c) * (new - cos_y)
 }
+
+/// The `HeadOps` methods every scaled cosine head shares (a head with
+/// fields `weights: CosineWeights<B>` and `scale: f64`): prediction logits
+/// `s cos t_j`, the class weights and the scale.
+macro_rules! scaled_cosine_head_ops {
+    () => {
+        fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
+            self.weights.cosines(features) * self.scale
+        }
+        fn class_weights(&self) -> Tensor<B, 2> {
+            self.weights.rows()
+        }
+        fn scale(&self) -> Option<f64> {
+            Some(self.scale)
+        }
+    };
+}
+pub(crate) use scaled_cosine_head_ops;

@@ -2,7 +2,7 @@
 //! `s cos t_j`, no margin, no bias (field notes §3; s = 16..20).
 
 use super::HeadOps;
-use super::margin::CosineWeights;
+use super::margin::{CosineWeights, scaled_cosine_head_ops};
 use burn::prelude::*;
 
 /// NormFace head.
@@ -23,13 +23,5 @@ impl<B: Backend> NormFaceHead<B> {
 }
 
 impl<B: Backend> HeadOps<B> for NormFaceHead<B> {
-    fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.weights.cosines(features) * self.scale
-    }
-    fn class_weights(&self) -> Tensor<B, 2> {
-        self.weights.rows()
-    }
-    fn scale(&self) -> Option<f64> {
-        Some(self.scale)
-    }
+    scaled_cosine_head_ops!();
 }
