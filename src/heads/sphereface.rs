@@ -138,7 +138,10 @@ impl<B: Backend> HeadOps<B> for SphereFaceHead<B> {
         });
         cos * norm
     }
+    /// Unit rows: A-Softmax normalises its weights, so at test time the
+    /// logits are exactly the linear head `x . w^_j` of these rows (what the
+    /// probe and `analyze` evaluate).
     fn class_weights(&self) -> Tensor<B, 2> {
-        self.weights.rows()
+        super::l2_normalize(self.weights.rows())
     }
 }
