@@ -10,12 +10,17 @@ use serde::Serialize;
 use super::angles::{Compactness, angle_deg, row_angles_deg, separation};
 use super::collapse::{
     Nc4, Symmetry, equiangularity, equinorm, max_angle_deviation_deg, mean_abs_cos_plus, nc1_from,
-    nc3, nearest_mean, polygon_gram_error, symmetry,
+    nc3, polygon_gram_error, symmetry,
 };
 use super::error::{GeometryError, Result, check_dim};
 use super::landscape::{
-    CenterOptions, CosineHead, HeadLogits, LinearHead, predict, softmax_center,
+    CenterOptions, CosineHead, HeadLogits, LinearHead, argmax, block_dots, softmax_center,
 };
+use super::linalg::dot;
+
+/// Samples per block of the second pass (the block stays in L1/L2 while
+/// every class row streams past it once).
+const BLOCK: usize = 16;
 use super::linalg::Matrix;
 use super::stats::ClassStats;
 
@@ -86,14 +91,28 @@ impl<'h> SecondPass<'h> {
         labels: &[usize],
     ) -> Result<()> {
         self.compactness.push_batch(features, labels)?;
-        let d = self.means.cols();
-        let mut x = vec![0.0; d];
-        for i in 0..labels.len() {
-            for (xi, &v) in x.iter_mut().zip(&features[i * d..(i + 1) * d]) {
-                *xi = v.into();
+        let (d, c) = (self.means.cols(), self.means.rows());
+        // Nearest class mean: argmin_c |m_c|^2 - 2 x . m_c (|x|^2 is common).
+        let mean_sq: Vec<f64> = self.means.iter_rows().map(|m| dot(m, m)).collect();
+        let mut xs = Vec::with_capacity(BLOCK * d);
+        for (rows, labs) in features.chunks(BLOCK * d).zip(labels.chunks(BLOCK)) {
+            xs.clear();
+            xs.extend(rows.iter().map(|&v| v.into()));
+            let k = labs.len();
+            let logits = self.head.logits_block(&xs, k);
+            let cross = block_dots(&xs, k, &self.means);
+            for i in 0..k {
+                let mut ncc = 0;
+                let mut best = f64::INFINITY;
+                for j in 0..c {
+                    let dist = mean_sq[j] - 2.0 * cross[i * c + j];
+                    if dist < best {
+                        (best, ncc) = (dist, j);
+                    }
+                }
+                self.nc4
+                    .push_predictions(argmax(&logits[i * c..(i + 1) * c]), ncc);
             }
-            let ncc = nearest_mean(&self.means, &x);
-            self.nc4.push_predictions(predict(self.head, &x), ncc);
         }
         Ok(())
     }

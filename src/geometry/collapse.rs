@@ -196,7 +196,7 @@ pub fn nc3(weights: &Matrix, centered_means: &Matrix) -> Result<f64> {
 pub fn nearest_mean(means: &Matrix, x: &[f64]) -> usize {
     let mut best = (f64::INFINITY, 0);
     for (c, m) in means.iter_rows().enumerate() {
-        let d2: f64 = m.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum();
+        let d2 = super::linalg::sq_dist(m, x);
         if d2 < best.0 {
             best = (d2, c);
         }
