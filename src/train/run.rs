@@ -53,7 +53,8 @@ pub struct EpochMetrics {
     pub lr: f64,
     /// Mean training loss over the epoch's samples.
     pub train_loss: f64,
-    /// Training accuracy (fraction, from the training logits).
+    /// Training accuracy (fraction, from the prediction logits, i.e. without
+    /// a margin head's target penalty).
     pub train_acc: f64,
     /// Mean test loss.
     pub test_loss: f64,
@@ -363,7 +364,10 @@ impl BackendJob for TrainJob<'_> {
                     model
                         .head
                         .train_logits(features.clone(), y.clone(), state.global_step);
-                let mut loss = cross_entropy(logits.clone(), y.clone());
+                // Accuracy from the prediction logits: a margin head's training
+                // logits penalise the target and would understate it.
+                let pred_logits = model.head.logits(features.clone().detach());
+                let mut loss = cross_entropy(logits, y.clone());
                 if let Some(center) = &model.center {
                     loss = loss + center.loss(features.clone(), y.clone());
                 }
@@ -388,7 +392,7 @@ impl BackendJob for TrainJob<'_> {
                     model.center = Some(center.update(features, y.clone()));
                 }
                 loss_sum += loss_value as f64 * idx.len() as f64;
-                correct += count_correct(logits, y);
+                correct += count_correct(pred_logits, y.clone());
                 state.global_step += 1;
                 bar.inc(1);
                 if step % 20 == 0 {
