@@ -134,12 +134,7 @@ impl HeadLogits for LinearHead {
     }
 
     fn projected(&self, plane: &UnitBivector) -> Option<Box<dyn HeadLogits>> {
-        let rows: Vec<Vec<f64>> = self
-            .weights
-            .iter_rows()
-            .map(|w| plane.project(w).ok())
-            .collect::<Option<_>>()?;
-        let weights = Matrix::from_rows(&rows).ok()?;
+        let weights = project_rows(&self.weights, plane)?;
         Some(Box::new(LinearHead {
             weights,
             bias: self.bias.clone(),
@@ -235,12 +230,7 @@ impl HeadLogits for CosineHead {
     }
 
     fn projected(&self, plane: &UnitBivector) -> Option<Box<dyn HeadLogits>> {
-        let rows: Vec<Vec<f64>> = self
-            .weights
-            .iter_rows()
-            .map(|w| plane.project(w).ok())
-            .collect::<Option<_>>()?;
-        let weights = Matrix::from_rows(&rows).ok()?;
+        let weights = project_rows(&self.weights, plane)?;
         CosineHead::new(weights, self.scale)
             .ok()
             .map(|h| Box::new(h) as Box<dyn HeadLogits>)
@@ -272,6 +262,16 @@ pub fn predict(head: &dyn HeadLogits, x: &[f64]) -> usize {
         }
     }
     best
+}
+
+/// Every row of `m` projected onto the plane of `plane` (None if a
+/// projection fails).
+fn project_rows(m: &Matrix, plane: &UnitBivector) -> Option<Matrix> {
+    let rows: Vec<Vec<f64>> = m
+        .iter_rows()
+        .map(|w| plane.project(w).ok())
+        .collect::<Option<_>>()?;
+    Matrix::from_rows(&rows).ok()
 }
 
 /// `xs (k x D) . rows(m)^T` as row-major `k x C`, class-outer so each row
