@@ -57,13 +57,88 @@ fn check_scale(scale: Option<f64>, bias: bool) -> Result<()> {
     Ok(())
 }
 
+/// Streams the features file in chunks of `CHUNK_ROWS` rows: a reader
+/// thread reads and decodes the next chunk while `f(rows, first_row, n)`
+/// works on the current one (two buffers in flight, so memory stays
+/// independent of N). The first error, from either side, is returned.
+fn for_each_chunk(
+    path: &Path,
+    mut f: impl FnMut(&[f64], usize, usize) -> Result<()>,
+) -> Result<()> {
+    let mut reader = MatrixReader::open(path, "features")?;
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Result<(Vec<f64>, usize)>>(1);
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<f64>>();
+    for _ in 0..2 {
+        let _ = free_tx.send(Vec::new());
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            while let Ok(mut buf) = free_rx.recv() {
+                let next = reader.next_chunk(CHUNK_ROWS, &mut buf);
+                let done = !matches!(next, Ok(n) if n > 0);
+                if full_tx.send(next.map(|n| (buf, n))).is_err() || done {
+                    return;
+                }
+            }
+        });
+        let mut start = 0;
+        let result = loop {
+            match full_rx.recv() {
+                Ok(Ok((_, 0))) | Err(_) => break Ok(()),
+                Ok(Ok((buf, n))) => {
+                    if let Err(e) = f(&buf, start, n) {
+                        break Err(e);
+                    }
+                    start += n;
+                    let _ = free_tx.send(buf);
+                }
+                Ok(Err(e)) => break Err(e),
+            }
+        };
+        // Dropping the receivers stops the reader at its next send or recv.
+        drop(full_rx);
+        drop(free_tx);
+        result
+    })
+}
+
+/// The class means must allow the analysis: none zero (angles to it are
+/// undefined) and not all equal (no between-class spread: NC1 and the
+/// centred angles are undefined).
+fn check_means(stats: &ClassStats, features: &Path) -> Result<()> {
+    let means = stats
+        .class_means()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", features.display()))?;
+    if let Some(c) = means.row_norms().iter().position(|&n| n == 0.0) {
+        bail!(
+            "{}: the features of class {c} average to the zero vector (e.g. all zero); \
+             angles to its mean are undefined",
+            features.display()
+        );
+    }
+    let first = means.row(0);
+    if means.iter_rows().all(|r| r == first) {
+        bail!(
+            "{}: all class means are equal; NC1 and the centred angles are undefined",
+            features.display()
+        );
+    }
+    Ok(())
+}
+
 /// Analyse NPY files, streaming the features.
 pub fn analyze_files(inp: &AnalyzeFiles) -> Result<Analysis> {
     check_scale(inp.scale, inp.bias.is_some())?;
     let (w, c, d) = MatrixReader::open(&inp.weights, "class weights")?.read_all()?;
-    if c < 2 || d < 1 {
+    if c < 2 {
         bail!(
             "{}: need at least 2 classes (rows), got {c} x {d}",
+            inp.weights.display()
+        );
+    }
+    if d < 1 {
+        bail!(
+            "{}: expected at least 1 column (D >= 1), got {c} x {d}",
             inp.weights.display()
         );
     }
@@ -89,7 +164,7 @@ pub fn analyze_files(inp: &AnalyzeFiles) -> Result<Analysis> {
         None => None,
     };
     let labels = read_labels(&inp.labels)?;
-    let mut reader = MatrixReader::open(&inp.features, "features")?;
+    let reader = MatrixReader::open(&inp.features, "features")?;
     if reader.cols() != d {
         bail!(
             "{}: features have D = {}, but the weights in {} have D = {d}",
@@ -109,37 +184,32 @@ pub fn analyze_files(inp: &AnalyzeFiles) -> Result<Analysis> {
     }
     check_labels(&labels, c, &inp.labels)?;
 
-    let mut stats = ClassStats::new(c, d);
-    let mut buf = Vec::new();
-    let mut start = 0;
-    loop {
-        let n = reader.next_chunk(CHUNK_ROWS, &mut buf)?;
-        if n == 0 {
-            break;
-        }
+    drop(reader);
+    let mut stats = ClassStats::means_only(c, d);
+    let threads = rayon::current_num_threads();
+    for_each_chunk(&inp.features, |rows, start, n| {
         stats
-            .push_batch(&buf, &labels[start..start + n])
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        start += n;
-    }
+            .push_batch_parallel(rows, &labels[start..start + n], threads)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    })?;
+    check_means(&stats, &inp.features)?;
     let head = geometry::build_head(&weights, bias.as_deref(), inp.scale)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut second = SecondPass::new(&stats, head.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut reader = MatrixReader::open(&inp.features, "features")?;
-    let mut start = 0;
-    loop {
-        let n = reader.next_chunk(CHUNK_ROWS, &mut buf)?;
-        if n == 0 {
-            break;
-        }
+    for_each_chunk(&inp.features, |rows, start, n| {
         second
-            .push_batch(&buf, &labels[start..start + n])
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        start += n;
-    }
+            .push_rows(rows, &labels[start..start + n])
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    })?;
     geometry::analyze(&stats, &weights, bias.as_deref(), inp.scale, Some(&second))
         .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("analysis")
+        .with_context(|| {
+            format!(
+                "analysis of {} against {}",
+                inp.features.display(),
+                inp.weights.display()
+            )
+        })
 }
 
 /// Analyse in-memory features `[N, D]` (f32), labels and weights `[C, D]`.
@@ -154,7 +224,7 @@ pub fn analyze_arrays(
     let d = weights.len() / classes.max(1);
     let weights = Matrix::from_f32(classes, d, weights).map_err(|e| anyhow::anyhow!("{e}"))?;
     let bias: Option<Vec<f64>> = bias.map(|b| b.iter().map(|&v| v as f64).collect());
-    let mut stats = ClassStats::new(classes, d);
+    let mut stats = ClassStats::means_only(classes, d);
     stats
         .push_batch(features, labels)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

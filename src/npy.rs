@@ -41,18 +41,66 @@ fn check_c_order(path: &Path, npy: &NpyFile<Reader>) -> Result<()> {
     Ok(())
 }
 
-enum FloatIter {
-    F32(npyz::NpyReader<f32, Reader>),
-    F64(npyz::NpyReader<f64, Reader>),
+/// Element type of a float matrix's data bytes.
+#[derive(Debug, Clone, Copy)]
+enum Float {
+    F32 { big_endian: bool },
+    F64 { big_endian: bool },
 }
 
-/// A float matrix read in chunks of rows.
+impl Float {
+    fn size(self) -> usize {
+        match self {
+            Float::F32 { .. } => 4,
+            Float::F64 { .. } => 8,
+        }
+    }
+
+    /// Decodes the raw values in `raw` (the file's bytes of `dst.len()`
+    /// values, in 4- or 8-byte words) into `dst`.
+    fn decode(self, raw: &[u64], dst: &mut [f64]) {
+        match self {
+            Float::F32 { big_endian } => {
+                // SAFETY: u64 -> u32 view of the same bytes: u32 has no
+                // invalid bit patterns and a smaller alignment.
+                let words: &[u32] = unsafe {
+                    std::slice::from_raw_parts(raw.as_ptr().cast::<u32>(), raw.len() * 2)
+                };
+                for (o, &w) in dst.iter_mut().zip(words) {
+                    let bits = if big_endian {
+                        u32::from_be(w)
+                    } else {
+                        u32::from_le(w)
+                    };
+                    *o = f64::from(f32::from_bits(bits));
+                }
+            }
+            Float::F64 { big_endian } => {
+                for (o, &w) in dst.iter_mut().zip(raw) {
+                    let bits = if big_endian {
+                        u64::from_be(w)
+                    } else {
+                        u64::from_le(w)
+                    };
+                    *o = f64::from_bits(bits);
+                }
+            }
+        }
+    }
+}
+
+/// A float matrix read in chunks of rows: the data bytes are read in bulk
+/// and decoded in place (no per-value parsing).
 pub struct MatrixReader {
     path: PathBuf,
     rows: usize,
     cols: usize,
     next_row: usize,
-    data: FloatIter,
+    kind: Float,
+    reader: Reader,
+    /// Raw data words of one chunk (u64 for alignment; f32 data uses both
+    /// halves of each word).
+    raw: Vec<u64>,
 }
 
 impl MatrixReader {
@@ -68,15 +116,13 @@ impl MatrixReader {
         }
         check_c_order(path, &npy)?;
         let (tc, size) = scalar_type(path, &npy)?;
-        let data = match (tc, size) {
-            (TypeChar::Float, 4) => FloatIter::F32(
-                npy.data::<f32>()
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            ),
-            (TypeChar::Float, 8) => FloatIter::F64(
-                npy.data::<f64>()
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            ),
+        let big_endian = match npy.dtype() {
+            DType::Plain(t) => t.endianness() == npyz::Endianness::Big,
+            _ => false,
+        };
+        let kind = match (tc, size) {
+            (TypeChar::Float, 4) => Float::F32 { big_endian },
+            (TypeChar::Float, 8) => Float::F64 { big_endian },
             _ => bail!(
                 "{} ({what}): dtype must be float32 or float64",
                 path.display()
@@ -84,12 +130,33 @@ impl MatrixReader {
         };
         let rows = usize::try_from(shape[0]).context("too many rows")?;
         let cols = usize::try_from(shape[1]).context("too many columns")?;
+        let mut reader = npy.into_inner();
+        // The header's shape must fit in the file: catches truncation before
+        // a long pass, and never sizes a buffer from a corrupt header.
+        let need = (rows as u128) * (cols as u128) * (kind.size() as u128);
+        let start = std::io::Seek::stream_position(&mut reader)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let len = reader
+            .get_ref()
+            .metadata()
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .len();
+        let have = len.saturating_sub(start) as u128;
+        if have < need {
+            bail!(
+                "{} ({what}): truncated: the header says {rows} x {cols} values ({need} data bytes), \
+                 but only {have} bytes follow the header",
+                path.display()
+            );
+        }
         Ok(Self {
             path: path.to_path_buf(),
             rows,
             cols,
             next_row: 0,
-            data,
+            kind,
+            reader,
+            raw: Vec::new(),
         })
     }
 
@@ -103,42 +170,34 @@ impl MatrixReader {
         self.cols
     }
 
-    /// Read up to `max_rows` rows into `out` (cleared first) as f64; returns
+    /// Read up to `max_rows` rows into `out` (replacing its contents) as f64; returns
     /// the number of rows read (0 at the end). NaN/Inf are errors.
     pub fn next_chunk(&mut self, max_rows: usize, out: &mut Vec<f64>) -> Result<usize> {
-        out.clear();
         let n = max_rows.min(self.rows - self.next_row);
-        let want = n * self.cols;
-        out.reserve(want);
-        let truncated = |k: usize, e: std::io::Error| {
-            anyhow::anyhow!(
-                "{}: truncated or unreadable data at value {} of {} ({e})",
+        let want = n * self.cols * self.kind.size();
+        self.raw.resize(want.div_ceil(8), 0);
+        // SAFETY: a byte view of the u64 buffer (any bytes are valid u64s),
+        // `want <= 8 * raw.len()` bytes long.
+        let bytes =
+            unsafe { std::slice::from_raw_parts_mut(self.raw.as_mut_ptr().cast::<u8>(), want) };
+        if let Err(e) = std::io::Read::read_exact(&mut self.reader, bytes) {
+            bail!(
+                "{}: truncated or unreadable data in rows {}..{} of {} ({e})",
                 self.path.display(),
-                self.next_row * self.cols + k,
-                self.rows * self.cols
-            )
-        };
-        match &mut self.data {
-            FloatIter::F32(it) => {
-                for k in 0..want {
-                    match it.next() {
-                        Some(Ok(v)) => out.push(v as f64),
-                        Some(Err(e)) => return Err(truncated(k, e)),
-                        None => return Err(truncated(k, std::io::ErrorKind::UnexpectedEof.into())),
-                    }
-                }
-            }
-            FloatIter::F64(it) => {
-                for k in 0..want {
-                    match it.next() {
-                        Some(Ok(v)) => out.push(v),
-                        Some(Err(e)) => return Err(truncated(k, e)),
-                        None => return Err(truncated(k, std::io::ErrorKind::UnexpectedEof.into())),
-                    }
-                }
-            }
+                self.next_row,
+                self.next_row + n,
+                self.rows
+            );
         }
-        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+        // Resizing to the length of the previous chunk writes nothing.
+        out.resize(n * self.cols, 0.0);
+        self.kind.decode(&self.raw, out);
+        // A branch-free scan first (vectorises); the position only on failure.
+        let all_finite = out.iter().fold(true, |ok, v| ok & v.is_finite());
+        if let Some(i) = (!all_finite)
+            .then(|| out.iter().position(|v| !v.is_finite()))
+            .flatten()
+        {
             bail!(
                 "{}: non-finite value {} at row {}, column {}",
                 self.path.display(),
@@ -243,8 +302,16 @@ pub fn read_labels(path: &Path) -> Result<Vec<usize>> {
             .into_vec::<u64>()
             .with_context(ctx)?
             .into_iter()
-            .map(|v| i64::try_from(v).unwrap_or(-1))
-            .collect(),
+            .enumerate()
+            .map(|(i, v)| {
+                i64::try_from(v).map_err(|_| {
+                    anyhow::anyhow!(
+                        "{}: label {v} at index {i} is not a class index (expected 0..C)",
+                        path.display()
+                    )
+                })
+            })
+            .collect::<Result<_>>()?,
         _ => bail!(
             "{} (labels): dtype must be an integer type (int32 or int64)",
             path.display()

@@ -9,18 +9,13 @@ use serde::Serialize;
 
 use super::angles::{Compactness, angle_deg, row_angles_deg, separation};
 use super::collapse::{
-    Nc4, Symmetry, equiangularity, equinorm, max_angle_deviation_deg, mean_abs_cos_plus, nc1_from,
-    nc3, polygon_gram_error, symmetry,
+    Nc4, Symmetry, default_rel_tol, equiangularity, equinorm, max_angle_deviation_deg,
+    mean_abs_cos_plus, nc1_from, nc3, polygon_gram_error, symmetry,
 };
 use super::error::{GeometryError, Result, check_dim};
-use super::landscape::{
-    CenterOptions, CosineHead, HeadLogits, LinearHead, argmax, block_dots, softmax_center,
-};
-use super::linalg::dot;
+use super::landscape::{CenterOptions, CosineHead, HeadLogits, LinearHead, argmax, softmax_center};
+use super::linalg::{Layout, dot, gemm, gemm_into, gemm_rows, gemm_strided, sym_eigen};
 
-/// Samples per block of the second pass (the block stays in L1/L2 while
-/// every class row streams past it once).
-const BLOCK: usize = 16;
 use super::linalg::Matrix;
 use super::stats::ClassStats;
 
@@ -62,10 +57,45 @@ pub fn build_head(
 }
 
 /// Second streaming pass: compactness (angles of samples to their class
-/// mean) and NC4 (head prediction vs nearest class mean).
+/// mean), NC4 (head prediction vs nearest class mean) and NC1.
+///
+/// # NC1 without the D x D scatter
+/// [`nc1_from`] computes `Tr(Sigma_W Sigma_B^+)/C` as
+/// `sum_k v_k^T M Sigma_W M^T v_k / lambda_k^2` over the eigenpairs
+/// `(lambda_k, v_k)` of the Gram matrix `M M^T` of the centred means that
+/// survive the pseudo-inverse cut-off (at most C - 1 of them). With
+/// `u_k = M^T v_k / lambda_k` this is
+/// `sum_k u_k^T Sigma_W u_k = (1/N) sum_i sum_k (u_k . (h_i - mu_{y_i}))^2`:
+/// a sum of squares of r <= C - 1 projections per sample, accumulated here
+/// with the exact class means of the first pass. The pass never forms
+/// `Sigma_W` (D^2 / 2 multiply-adds per sample); its cost is the products
+/// `X [W; M]^T` (2 C D per sample, f64, one [`gemm_into`] call; the head's
+/// predictions use [`HeadLogits::decision_rule`] when it has one) plus
+/// `C r` for the projections `u_k . h_i = sum_c v_k[c] (m_c . h_i) / lambda_k`.
 pub struct SecondPass<'h> {
     head: &'h dyn HeadLogits,
-    means: Matrix,
+    /// The head's decision rows (when it has a linear rule) stacked over the
+    /// centred class means `M`: one product, one packing of the features,
+    /// gives both (2C or C rows x D).
+    rows: Matrix,
+    /// Whether `rows` starts with the head's decision rows.
+    has_rule: bool,
+    /// Offsets of the decision rule.
+    offsets: Option<Vec<f64>>,
+    /// Reused buffers: products, projections, f64 copy of generic input.
+    dots: Vec<f64>,
+    projections: Vec<f64>,
+    staging: Vec<f64>,
+    /// `|mu_c|^2`.
+    mean_sq: Vec<f64>,
+    /// `v_k[c] / lambda_k` as a C x r row-major matrix (None when every
+    /// centred mean is zero: NC1 is then undefined).
+    proj: Option<Vec<f64>>,
+    /// `mu_c . u_k`, C x r, computed along the same path as the samples'.
+    mean_proj: Vec<f64>,
+    rank: usize,
+    nc1_sum: f64,
+    count: u64,
     compactness: Compactness,
     nc4: Nc4,
 }
@@ -76,11 +106,55 @@ impl<'h> SecondPass<'h> {
         let means = stats.class_means()?;
         check_dim("head classes", means.rows(), head.num_classes())?;
         check_dim("head feature dim", means.cols(), head.dim())?;
+        let centered = stats.centered_means()?;
+        let (c, d) = (means.rows(), means.cols());
+        let eig = sym_eigen(&centered.gram())?;
+        let l_max = eig.values.first().copied().unwrap_or(0.0);
+        let tol = default_rel_tol(d, c) * l_max;
+        let kept: Vec<usize> = (0..c)
+            .filter(|&k| l_max > 0.0 && eig.values[k] > tol)
+            .collect();
+        let rank = kept.len();
+        let proj = (rank > 0).then(|| {
+            let mut p = vec![0.0; c * rank];
+            for (j, &k) in kept.iter().enumerate() {
+                for i in 0..c {
+                    p[i * rank + j] = eig.vectors.get(i, k) / eig.values[k];
+                }
+            }
+            p
+        });
+        let mean_proj = match &proj {
+            Some(p) => {
+                let cross = gemm_rows(means.as_slice(), c, &centered);
+                gemm(&cross, c, c, p, rank, Layout::Plain)
+            }
+            None => Vec::new(),
+        };
+        let (rows, offsets, has_rule) = match head.decision_rule() {
+            Some((r, b)) => {
+                let mut data = r.as_slice().to_vec();
+                data.extend_from_slice(centered.as_slice());
+                (Matrix::new(2 * c, d, data)?, b.map(<[f64]>::to_vec), true)
+            }
+            None => (centered, None, false),
+        };
         Ok(Self {
             head,
+            rows,
+            has_rule,
+            offsets,
+            dots: Vec::new(),
+            projections: Vec::new(),
+            staging: Vec::new(),
+            mean_sq: means.iter_rows().map(|m| dot(m, m)).collect(),
+            proj,
+            mean_proj,
+            rank,
+            nc1_sum: 0.0,
+            count: 0,
             compactness: Compactness::new(means.clone()),
-            nc4: Nc4::new(means.clone()),
-            means,
+            nc4: Nc4::new(means),
         })
     }
 
@@ -90,31 +164,109 @@ impl<'h> SecondPass<'h> {
         features: &[T],
         labels: &[usize],
     ) -> Result<()> {
-        self.compactness.push_batch(features, labels)?;
-        let (d, c) = (self.means.cols(), self.means.rows());
-        // Nearest class mean: argmin_c |m_c|^2 - 2 x . m_c (|x|^2 is common).
-        let mean_sq: Vec<f64> = self.means.iter_rows().map(|m| dot(m, m)).collect();
-        let mut xs = Vec::with_capacity(BLOCK * d);
-        for (rows, labs) in features.chunks(BLOCK * d).zip(labels.chunks(BLOCK)) {
-            xs.clear();
-            xs.extend(rows.iter().map(|&v| v.into()));
-            let k = labs.len();
-            let logits = self.head.logits_block(&xs, k);
-            let cross = block_dots(&xs, k, &self.means);
-            for i in 0..k {
+        let mut staging = std::mem::take(&mut self.staging);
+        staging.clear();
+        staging.extend(features.iter().map(|&v| v.into()));
+        let result = self.push_rows(&staging, labels);
+        self.staging = staging;
+        result
+    }
+
+    /// [`push_batch`](Self::push_batch) for f64 rows, without a copy.
+    pub fn push_rows(&mut self, xs: &[f64], labels: &[usize]) -> Result<()> {
+        self.compactness.push_rows(xs, labels)?;
+        let (d, r) = (self.rows.cols(), self.rank);
+        let c = self.mean_sq.len();
+        let k = labels.len();
+        let width = self.rows.rows();
+        // One product: the head's decision values (first C columns, when it
+        // has a linear rule) and m_c . h_i (last C columns).
+        self.dots.resize(k * width, 0.0);
+        gemm_into(
+            &mut self.dots,
+            xs,
+            k,
+            d,
+            self.rows.as_slice(),
+            width,
+            Layout::Transposed,
+        );
+        let logits = (!self.has_rule).then(|| self.head.logits_block(xs, k));
+        let cross_at = width - c;
+        if let Some(p) = &self.proj {
+            // u_k . h_i = sum_c (m_c . h_i) v_k[c] / lambda_k.
+            self.projections.resize(k * r, 0.0);
+            gemm_strided(
+                &mut self.projections,
+                &self.dots[cross_at..],
+                k,
+                c,
+                width,
+                p,
+                r,
+            );
+        }
+        // Per sample (in parallel): head prediction, nearest class mean and
+        // the NC1 term; then a serial fold.
+        use rayon::prelude::*;
+        let (dots, mean_sq, offsets) = (&self.dots, &self.mean_sq, self.offsets.as_deref());
+        let (projections, mean_proj) = (&self.projections, &self.mean_proj);
+        let has_proj = self.proj.is_some();
+        let per_sample: Vec<(usize, usize, f64)> = labels
+            .par_iter()
+            .enumerate()
+            .with_min_len(1024)
+            .map(|(i, &y)| {
+                let row = &dots[i * width..(i + 1) * width];
+                // Nearest class mean: argmin_c |mu_c|^2 - 2 h . mu_c, and
+                // h . mu_c = h . m_c + h . mu_G (the last term common to all c).
                 let mut ncc = 0;
                 let mut best = f64::INFINITY;
-                for j in 0..c {
-                    let dist = mean_sq[j] - 2.0 * cross[i * c + j];
+                for (j, (&m2, &hm)) in mean_sq.iter().zip(&row[cross_at..]).enumerate() {
+                    let dist = m2 - 2.0 * hm;
                     if dist < best {
                         (best, ncc) = (dist, j);
                     }
                 }
-                self.nc4
-                    .push_predictions(argmax(&logits[i * c..(i + 1) * c]), ncc);
-            }
+                let pred = match &logits {
+                    Some(l) => argmax(&l[i * c..(i + 1) * c]),
+                    None => argmax_offset(&row[..c], offsets),
+                };
+                let nc1 = if has_proj {
+                    let mp = &mean_proj[y * r..(y + 1) * r];
+                    projections[i * r..(i + 1) * r]
+                        .iter()
+                        .zip(mp)
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f64>()
+                } else {
+                    0.0
+                };
+                (pred, ncc, nc1)
+            })
+            .collect();
+        for &(pred, ncc, nc1) in &per_sample {
+            self.nc4.push_predictions(pred, ncc);
+            self.nc1_sum += nc1;
         }
+        self.count += k as u64;
         Ok(())
+    }
+
+    /// NC1 = `Tr(Sigma_W Sigma_B^+)/C` from the samples pushed so far (the
+    /// cut-off of [`nc1_from`] with its default tolerance).
+    pub fn nc1(&self) -> Result<f64> {
+        if self.proj.is_none() {
+            return Err(GeometryError::RankTooLow {
+                what: "between-class covariance (all centred class means are zero)",
+                needed: 1,
+                got: 0,
+            });
+        }
+        if self.count == 0 {
+            return Err(GeometryError::EmptyClass { class: 0 });
+        }
+        Ok(self.nc1_sum / self.count as f64)
     }
 
     /// Compactness accumulator.
@@ -126,6 +278,19 @@ impl<'h> SecondPass<'h> {
     pub fn nc4(&self) -> &Nc4 {
         &self.nc4
     }
+}
+
+/// Index of the largest `v_j + b_j` (the first on ties).
+fn argmax_offset(v: &[f64], b: Option<&[f64]>) -> usize {
+    let mut best = 0;
+    let mut top = f64::NEG_INFINITY;
+    for (j, &x) in v.iter().enumerate() {
+        let val = x + b.map_or(0.0, |b| b[j]);
+        if val > top {
+            (top, best) = (val, j);
+        }
+    }
+    best
 }
 
 /// Runs the second pass over one slice of features.
@@ -224,7 +389,9 @@ pub struct Analysis {
 /// with `bias`; the softmax centre of a linear head is searched at
 /// `R = stats.mean_norm()`, of a cosine head at R = 1 (it does not depend
 /// on R), starting at `w_c` and at `mu_c`. `second` adds compactness and
-/// NC4. Needs every class non-empty and C >= 2.
+/// NC4 and gives NC1 (then `stats` may be [`ClassStats::means_only`]);
+/// without it NC1 comes from the scatter of `stats`. Needs every class
+/// non-empty and C >= 2.
 pub fn analyze(
     stats: &ClassStats,
     weights: &Matrix,
@@ -264,7 +431,10 @@ pub fn analyze(
         });
     }
     let nc = NcMetrics {
-        nc1: nc1_from(&stats.within_class_cov()?, &centered, None)?,
+        nc1: match second {
+            Some(pass) => pass.nc1()?,
+            None => nc1_from(&stats.within_class_cov()?, &centered, None)?,
+        },
         nc2_equinorm_means: equinorm(&centered),
         nc2_equinorm_weights: equinorm(weights),
         nc2_equiangularity: equiangularity(&centered)?,
@@ -336,5 +506,63 @@ mod tests {
         assert!((lin.softmax_center_radius - 5.0).abs() < 1e-12);
         assert!(lin.nc.nc4.is_none());
         assert!(analyze(&stats, &w, Some(&[0.0; 6]), Some(16.0), None).is_err());
+    }
+
+    /// Pseudo-random values in [-1, 1) (a fixed LCG, no dependency).
+    fn lcg(state: &mut u64) -> f64 {
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+
+    /// The projected NC1 of the second pass equals NC1 from the full
+    /// scatter, for full-rank means (C - 1 < D) and for C > D, where the
+    /// pseudo-inverse drops directions; classes sit far from the origin.
+    #[test]
+    fn projected_nc1_matches_the_scatter_formula() {
+        for (c, d, n) in [(5, 8, 400), (9, 4, 500), (3, 3, 90)] {
+            let mut s = 42 + c as u64;
+            let offset: Vec<f64> = (0..d).map(|_| 50.0 * lcg(&mut s)).collect();
+            let centers: Vec<Vec<f64>> = (0..c)
+                .map(|_| offset.iter().map(|o| o + 3.0 * lcg(&mut s)).collect())
+                .collect();
+            let labels: Vec<usize> = (0..n).map(|i| (i * 7 + i / 3) % c).collect();
+            let x: Vec<f64> = labels
+                .iter()
+                .flat_map(|&y| {
+                    centers[y]
+                        .iter()
+                        .map(|v| v + lcg(&mut s))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let mut full = ClassStats::new(c, d);
+            full.push_batch(&x, &labels).unwrap();
+            let mut lean = ClassStats::means_only(c, d);
+            lean.push_batch(&x, &labels).unwrap();
+            let w = Matrix::from_fn(c, d, |i, j| centers[i][j] + lcg(&mut s));
+            let head = build_head(&w, None, None).unwrap();
+            let mut pass = SecondPass::new(&lean, head.as_ref()).unwrap();
+            // Two batches, to exercise accumulation.
+            let half = n / 2;
+            pass.push_batch(&x[..half * d], &labels[..half]).unwrap();
+            pass.push_batch(&x[half * d..], &labels[half..]).unwrap();
+            let want = nc1_from(
+                &full.within_class_cov().unwrap(),
+                &full.centered_means().unwrap(),
+                None,
+            )
+            .unwrap();
+            let got = pass.nc1().unwrap();
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs().max(1e-12),
+                "C={c} D={d}: projected {got} vs scatter {want}"
+            );
+            let a = analyze(&lean, &w, None, None, Some(&pass)).unwrap();
+            assert_eq!(a.nc.nc1, got);
+            // Without a second pass, means-only statistics cannot give NC1.
+            assert!(analyze(&lean, &w, None, None, None).is_err());
+        }
     }
 }

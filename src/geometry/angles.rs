@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use super::error::{GeometryError, Result, check_dim};
-use super::linalg::{Matrix, norm};
+use super::linalg::{Matrix, greater, norm};
 
 /// Angle between `a` and `b` in radians, in `[0, pi]`; NaN if either is a
 /// zero vector or the lengths differ.
@@ -25,6 +25,33 @@ pub fn angle_rad(a: &[f64], b: &[f64]) -> f64 {
         let (u, v) = (x / na, y / nb);
         diff += (u - v) * (u - v);
         sum += (u + v) * (u + v);
+    }
+    2.0 * diff.sqrt().atan2(sum.sqrt())
+}
+
+/// [`angle_rad`] of `a` and a unit (or zero: NaN) vector `u`, one pass
+/// over `a` less.
+fn angle_to_unit(a: &[f64], u: &[f64]) -> f64 {
+    let na = norm(a);
+    if !greater(na, 0.0) || u.iter().all(|&v| v == 0.0) {
+        return f64::NAN;
+    }
+    let inv = 1.0 / na;
+    // Eight partial sums each: the loop vectorises.
+    let (mut diff, mut sum) = ([0.0f64; 8], [0.0f64; 8]);
+    let split = a.len() / 8 * 8;
+    for (ab, ub) in a[..split].chunks_exact(8).zip(u[..split].chunks_exact(8)) {
+        for l in 0..8 {
+            let w = ab[l] * inv;
+            diff[l] += (w - ub[l]) * (w - ub[l]);
+            sum[l] += (w + ub[l]) * (w + ub[l]);
+        }
+    }
+    let (mut diff, mut sum) = (diff.iter().sum::<f64>(), sum.iter().sum::<f64>());
+    for (x, v) in a[split..].iter().zip(&u[split..]) {
+        let w = x * inv;
+        diff += (w - v) * (w - v);
+        sum += (w + v) * (w + v);
     }
     2.0 * diff.sqrt().atan2(sum.sqrt())
 }
@@ -64,6 +91,8 @@ pub struct ClassCompactness {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Compactness {
     means: Matrix,
+    /// `mu_c / |mu_c|` (zero rows stay zero: their angles are NaN).
+    unit: Matrix,
     counts: Vec<u64>,
     sums: Vec<f64>,
     maxes: Vec<f64>,
@@ -74,8 +103,15 @@ impl Compactness {
     /// Starts from the class means `mu_c` (C x D rows).
     pub fn new(means: Matrix) -> Self {
         let c = means.rows();
+        let mut unit = means.clone();
+        for r in 0..c {
+            let n = norm(unit.row(r));
+            let inv = if n > 0.0 { 1.0 / n } else { 0.0 };
+            unit.row_mut(r).iter_mut().for_each(|v| *v *= inv);
+        }
         Self {
             means,
+            unit,
             counts: vec![0; c],
             sums: vec![0.0; c],
             maxes: vec![0.0; c],
@@ -89,20 +125,30 @@ impl Compactness {
         features: &[T],
         labels: &[usize],
     ) -> Result<()> {
+        let rows: Vec<f64> = features.iter().map(|&v| v.into()).collect();
+        self.push_rows(&rows, labels)
+    }
+
+    /// [`push_batch`](Self::push_batch) for f64 rows, without a copy.
+    pub fn push_rows(&mut self, features: &[f64], labels: &[usize]) -> Result<()> {
         let d = self.means.cols();
         let c = self.means.rows();
         check_dim("features length (N * D)", labels.len() * d, features.len())?;
         if let Some(&label) = labels.iter().find(|&&l| l >= c) {
             return Err(GeometryError::LabelOutOfRange { label, classes: c });
         }
-        let mut row = vec![0.0; d];
-        for (i, &y) in labels.iter().enumerate() {
-            for (r, &x) in row.iter_mut().zip(&features[i * d..(i + 1) * d]) {
-                *r = x.into();
-            }
-            let a = angle_deg(&row, self.means.row(y));
+        // Angles in parallel (D work each), then a serial fold.
+        use rayon::prelude::*;
+        let unit = &self.unit;
+        let angles: Vec<f64> = labels
+            .par_iter()
+            .enumerate()
+            .with_min_len(1024)
+            .map(|(i, &y)| angle_to_unit(&features[i * d..(i + 1) * d], unit.row(y)).to_degrees())
+            .collect();
+        for (i, (&y, &a)) in labels.iter().zip(&angles).enumerate() {
             if a.is_nan() {
-                if row.iter().any(|v| !v.is_finite()) {
+                if features[i * d..(i + 1) * d].iter().any(|v| !v.is_finite()) {
                     return Err(GeometryError::NonFinite { what: "features" });
                 }
                 self.skipped += 1;

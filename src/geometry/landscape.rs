@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::angles::angle_deg;
 use super::error::{GeometryError, Result, check_dim, check_finite};
-use super::linalg::{Matrix, axpy, dot, greater, norm, normalized};
+use super::linalg::{Matrix, axpy, dot, gemm_rows, greater, norm, normalized};
 use super::rotor::UnitBivector;
 
 /// A classification head as a function of one feature vector (f64).
@@ -57,6 +57,15 @@ pub trait HeadLogits {
                     .sum()
             })
             .collect()
+    }
+
+    /// Rows `r_j` and optional offsets `b_j` such that, for every `x`,
+    /// `argmax_j logit_j(x) = argmax_j (r_j . x + b_j)` (the first index on
+    /// ties): a linear decision rule, which lets a streaming pass predict
+    /// with one matrix product. `None` (the default): use
+    /// [`logits_block`](Self::logits_block).
+    fn decision_rule(&self) -> Option<(&Matrix, Option<&[f64]>)> {
+        None
     }
 
     /// Class weight `w_c` when the head has one (defines the landscape plane
@@ -131,6 +140,10 @@ impl HeadLogits for LinearHead {
 
     fn weight(&self, class: usize) -> Option<&[f64]> {
         (class < self.weights.rows()).then(|| self.weights.row(class))
+    }
+
+    fn decision_rule(&self) -> Option<(&Matrix, Option<&[f64]>)> {
+        Some((&self.weights, self.bias.as_deref()))
     }
 
     fn projected(&self, plane: &UnitBivector) -> Option<Box<dyn HeadLogits>> {
@@ -229,6 +242,12 @@ impl HeadLogits for CosineHead {
         (class < self.weights.rows()).then(|| self.weights.row(class))
     }
 
+    /// `s cos(x, w_j) = (s / |x|) (w^_j . x)` with `s / |x| > 0`, and every
+    /// logit is 0 at `x = 0`, as every `w^_j . x`.
+    fn decision_rule(&self) -> Option<(&Matrix, Option<&[f64]>)> {
+        Some((&self.unit, None))
+    }
+
     fn projected(&self, plane: &UnitBivector) -> Option<Box<dyn HeadLogits>> {
         let weights = project_rows(&self.weights, plane)?;
         CosineHead::new(weights, self.scale)
@@ -274,61 +293,9 @@ fn project_rows(m: &Matrix, plane: &UnitBivector) -> Option<Matrix> {
     Matrix::from_rows(&rows).ok()
 }
 
-/// `xs (k x D) . rows(m)^T` as row-major `k x C`, class-outer so each row
-/// of `m` is read once per group of four samples. Dispatches at run time to
-/// an AVX2+FMA build of the same code where the CPU has it.
+/// `xs (k x D) . rows(m)^T` as row-major `k x C` (one [`gemm_rows`] call).
 pub fn block_dots(xs: &[f64], k: usize, m: &Matrix) -> Vec<f64> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { block_dots_avx2(xs, k, m) };
-        }
-    }
-    block_dots_body(xs, k, m)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn block_dots_avx2(xs: &[f64], k: usize, m: &Matrix) -> Vec<f64> {
-    block_dots_body(xs, k, m)
-}
-
-/// Four samples against one weight row at a time, four lanes each: every
-/// weight value is loaded once per four dot products, and the sixteen
-/// independent partial sums vectorise.
-#[inline(always)]
-fn block_dots_body(xs: &[f64], k: usize, m: &Matrix) -> Vec<f64> {
-    let (c, d) = (m.rows(), m.cols());
-    let mut out = vec![0.0; k * c];
-    let full = d / 4 * 4;
-    let mut i = 0;
-    while i < k {
-        let g = (k - i).min(4);
-        let row = |r: usize| &xs[(i + r.min(g - 1)) * d..(i + r.min(g - 1) + 1) * d];
-        let (x0, x1, x2, x3) = (row(0), row(1), row(2), row(3));
-        for (j, w) in m.iter_rows().enumerate() {
-            let mut acc = [[0.0f64; 4]; 4];
-            for p in (0..full).step_by(4) {
-                let wv = [w[p], w[p + 1], w[p + 2], w[p + 3]];
-                for l in 0..4 {
-                    acc[0][l] += wv[l] * x0[p + l];
-                    acc[1][l] += wv[l] * x1[p + l];
-                    acc[2][l] += wv[l] * x2[p + l];
-                    acc[3][l] += wv[l] * x3[p + l];
-                }
-            }
-            for (r, x) in [x0, x1, x2, x3].iter().enumerate().take(g) {
-                let mut s = (acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3]);
-                for p in full..d {
-                    s += w[p] * x[p];
-                }
-                out[(i + r) * c + j] = s;
-            }
-        }
-        i += g;
-    }
-    out
+    gemm_rows(xs, k, m)
 }
 
 /// Index of the largest value (the first one on ties), as [`predict`].

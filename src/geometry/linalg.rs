@@ -4,8 +4,10 @@
 //! The geometry module only ever needs eigenproblems of size C x C (Gram
 //! matrices of class means or weights) or small D x D checks, so a plain
 //! Householder tridiagonalisation + implicit QL (the EISPACK `tred2`/`tql2`
-//! pair, as in the public-domain JAMA library) is enough; no BLAS or
-//! ndarray dependency.
+//! pair, as in the public-domain JAMA library) is enough. The large
+//! products of the streaming passes (N x D features against C x D rows) go
+//! through [`gemm`] (the `gemm` crate: packed, runtime-dispatched SIMD
+//! kernels, threaded on the rayon pool when the product is large).
 
 use serde::Serialize;
 
@@ -137,7 +139,153 @@ impl Matrix {
     pub fn transpose(&self) -> Matrix {
         Matrix::from_fn(self.cols, self.rows, |i, j| self.get(j, i))
     }
+}
 
+/// Row-major `lhs (m x k) * rhs^T` where `rhs` is `n x k` row-major: the
+/// dot product of every row of `lhs` with every row of `rhs`, as a
+/// row-major `m x n` vector. Panics if `lhs` is shorter than `m * k` or
+/// `rhs` has not `k` columns (a caller bug, never user input).
+pub fn gemm_rows(lhs: &[f64], m: usize, rhs: &Matrix) -> Vec<f64> {
+    let (n, k) = (rhs.rows(), rhs.cols());
+    gemm(lhs, m, k, rhs.as_slice(), n, Layout::Transposed)
+}
+
+/// How `gemm`'s right factor is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `k x n` row-major.
+    Plain,
+    /// `n x k` row-major (the product uses its transpose).
+    Transposed,
+}
+
+/// `lhs (m x k, row-major) * B` with `B` given by `rhs` in `layout`, as a
+/// row-major `m x n` vector. Threaded on the rayon pool above about 2M
+/// multiply-adds. Panics on short slices (a caller bug).
+pub fn gemm(lhs: &[f64], m: usize, k: usize, rhs: &[f64], n: usize, layout: Layout) -> Vec<f64> {
+    let mut out = vec![0.0; m * n];
+    gemm_into(&mut out, lhs, m, k, rhs, n, layout);
+    out
+}
+
+/// Element types [`gemm_into`] takes (f64, and f32 where single precision
+/// is the point, such as reproducing a network's own predictions).
+pub trait GemmScalar: Copy + Send + Sync + 'static {
+    /// 0.
+    const ZERO: Self;
+    /// 1.
+    const ONE: Self;
+}
+
+impl GemmScalar for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+impl GemmScalar for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+/// [`gemm`] into `out` (length `m * n`, overwritten), so that streaming
+/// callers reuse one buffer; f64 or f32.
+pub fn gemm_into<T: GemmScalar>(
+    out: &mut [T],
+    lhs: &[T],
+    m: usize,
+    k: usize,
+    rhs: &[T],
+    n: usize,
+    layout: Layout,
+) {
+    gemm_general(out, lhs, m, k, k, rhs, n, layout);
+}
+
+/// [`gemm_into`] with a plain `k x n` right factor and a left factor whose
+/// rows are `lhs_rs >= k` values apart (a column block of a wider matrix).
+pub fn gemm_strided(
+    out: &mut [f64],
+    lhs: &[f64],
+    m: usize,
+    k: usize,
+    lhs_rs: usize,
+    rhs: &[f64],
+    n: usize,
+) {
+    gemm_general(out, lhs, m, k, lhs_rs, rhs, n, Layout::Plain);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_general<T: GemmScalar>(
+    out: &mut [T],
+    lhs: &[T],
+    m: usize,
+    k: usize,
+    lhs_rs: usize,
+    rhs: &[T],
+    n: usize,
+    layout: Layout,
+) {
+    assert!(lhs_rs >= k, "gemm: row stride {lhs_rs} < {k}");
+    let lhs_need = if m == 0 { 0 } else { (m - 1) * lhs_rs + k };
+    assert!(
+        lhs.len() >= lhs_need,
+        "gemm: lhs has {} values, need {lhs_need}",
+        lhs.len()
+    );
+    assert!(
+        rhs.len() >= k * n,
+        "gemm: rhs has {} values, need {}",
+        rhs.len(),
+        k * n
+    );
+    assert_eq!(out.len(), m * n, "gemm: output length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        out.fill(T::ZERO);
+        return;
+    }
+    let (rhs_rs, rhs_cs) = match layout {
+        Layout::Plain => (n as isize, 1),
+        Layout::Transposed => (1, k as isize),
+    };
+    let parallelism = if m * n * k >= 1 << 21 {
+        ::gemm::Parallelism::Rayon(0)
+    } else {
+        ::gemm::Parallelism::None
+    };
+    // SAFETY: every index the strides reach is inside the slices: the
+    // largest is (m-1) lhs_rs + (k-1) < lhs_need for lhs, (k-1) n + (n-1) < k n (or
+    // the transposed equivalent) for rhs and (m-1) n + (n-1) < m n for out,
+    // all checked above; `out` is a unique borrow, so it aliases nothing.
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            1,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            T::ZERO,
+            T::ONE,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+impl Matrix {
     /// Product `self * other`.
     pub fn matmul(&self, other: &Matrix) -> Result<Matrix> {
         check_dim("matmul inner dimension", self.cols, other.rows)?;

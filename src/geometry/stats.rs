@@ -43,8 +43,11 @@ pub struct ClassStats {
     sums: Vec<f64>,
     /// Per class `sum |h_i|` (for the mean feature norm).
     norm_sums: Vec<f64>,
-    /// D x D pooled scatter, upper triangle (`j <= k`) valid, row-major.
+    /// D x D pooled scatter, upper triangle (`j <= k`) valid, row-major;
+    /// empty when the statistics were built with [`ClassStats::means_only`].
     scatter: Vec<f64>,
+    /// Whether `scatter` is accumulated.
+    with_scatter: bool,
 }
 
 impl ClassStats {
@@ -59,7 +62,33 @@ impl ClassStats {
             sums: vec![0.0; classes * dim],
             norm_sums: vec![0.0; classes],
             scatter: vec![0.0; dim * dim],
+            with_scatter: true,
         }
+    }
+
+    /// Like [`new`](Self::new) but without the D x D scatter: counts, means
+    /// and norms only, O(C D) memory and O(D) work per sample. For callers
+    /// that get `Sigma_W` another way, such as the projected NC1 of
+    /// [`SecondPass`](super::SecondPass); [`within_class_cov`](Self::within_class_cov)
+    /// is then an error.
+    pub fn means_only(classes: usize, dim: usize) -> Self {
+        Self {
+            classes,
+            dim,
+            counts: vec![0; classes],
+            has_shift: vec![false; classes],
+            shifts: vec![0.0; classes * dim],
+            sums: vec![0.0; classes * dim],
+            norm_sums: vec![0.0; classes],
+            scatter: Vec::new(),
+            with_scatter: false,
+        }
+    }
+
+    /// Whether the within-class scatter is accumulated (see
+    /// [`means_only`](Self::means_only)).
+    pub fn has_scatter(&self) -> bool {
+        self.with_scatter
     }
 
     /// Number of classes C.
@@ -161,6 +190,12 @@ impl ClassStats {
     pub fn merge(&mut self, other: &ClassStats) -> Result<()> {
         check_dim("merge classes", self.classes, other.classes)?;
         check_dim("merge dimension", self.dim, other.dim)?;
+        if self.with_scatter && !other.with_scatter {
+            return Err(GeometryError::InvalidParameter {
+                name: "merge",
+                reason: "the other statistics have no scatter (built with means_only)".into(),
+            });
+        }
         let d = self.dim;
         for c in 0..self.classes {
             if other.counts[c] == 0 && !other.has_shift[c] {
@@ -177,7 +212,7 @@ impl ClassStats {
                     .collect();
                 if e.iter().any(|&v| v != 0.0) && other.counts[c] > 0 {
                     // sum (h - s)(h - s)^T = S' + a e^T + e a^T + n e e^T
-                    for j in 0..d {
+                    for j in (0..d).filter(|_| self.with_scatter) {
                         let row = &mut self.scatter[j * d..(j + 1) * d];
                         let (ej, aj) = (e[j], a[j]);
                         for k in j..d {
@@ -282,6 +317,12 @@ impl ClassStats {
     /// `Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T` (D x D).
     #[allow(clippy::needless_range_loop)]
     pub fn within_class_cov(&self) -> Result<Matrix> {
+        if !self.with_scatter {
+            return Err(GeometryError::InvalidParameter {
+                name: "within_class_cov",
+                reason: "statistics built without the scatter (ClassStats::means_only)".into(),
+            });
+        }
         let total = self.total();
         if total == 0 {
             return Err(GeometryError::EmptyClass { class: 0 });
@@ -361,7 +402,11 @@ impl ClassStats {
     }
 
     fn empty_like(&self) -> ClassStats {
-        let mut e = ClassStats::new(self.classes, self.dim);
+        let mut e = if self.with_scatter {
+            ClassStats::new(self.classes, self.dim)
+        } else {
+            ClassStats::means_only(self.classes, self.dim)
+        };
         e.has_shift.copy_from_slice(&self.has_shift);
         e.shifts.copy_from_slice(&self.shifts);
         e
@@ -379,7 +424,10 @@ impl ClassStats {
                 classes: self.classes,
             });
         }
-        if !features.iter().all(|&v| v.into().is_finite()) {
+        if !features
+            .iter()
+            .fold(true, |ok, &v| ok & v.into().is_finite())
+        {
             return Err(GeometryError::NonFinite { what: "features" });
         }
         Ok(())
@@ -409,6 +457,37 @@ impl ClassStats {
     ) {
         let d = self.dim;
         let nr = labels.len();
+        if !self.with_scatter {
+            for (i, &y) in labels.iter().enumerate() {
+                let x = &rows[i * d..(i + 1) * d];
+                let shift = &self.shifts[y * d..(y + 1) * d];
+                let sum = &mut self.sums[y * d..(y + 1) * d];
+                // Eight partial sums of squares: the loop vectorises.
+                let mut acc = [0.0f64; 8];
+                let mut tail = 0.0;
+                let split = d / 8 * 8;
+                for ((xb, sb), ub) in x[..split]
+                    .chunks_exact(8)
+                    .zip(shift[..split].chunks_exact(8))
+                    .zip(sum[..split].chunks_exact_mut(8))
+                {
+                    for l in 0..8 {
+                        let xv: f64 = xb[l].into();
+                        acc[l] += xv * xv;
+                        ub[l] += xv - sb[l];
+                    }
+                }
+                for j in split..d {
+                    let xv: f64 = x[j].into();
+                    tail += xv * xv;
+                    sum[j] += xv - shift[j];
+                }
+                let sq = acc.iter().sum::<f64>() + tail;
+                self.norm_sums[y] += sq.sqrt();
+                self.counts[y] += 1;
+            }
+            return;
+        }
         let width = kernel.width();
         let panels = d.div_ceil(width);
         buf.clear();
