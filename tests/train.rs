@@ -145,6 +145,43 @@ fn divergence_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint() {
     assert_eq!(ck.state.epochs_done, 1);
 }
 
+/// Regression (issue #7): when the probe's analysis is undefined (here every
+/// image is the same, so every class mean is the same), the probe line says
+/// why and the training goes on; it used to stop the run with a geometry
+/// error.
+#[test]
+fn an_undefined_probe_is_recorded_and_training_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    for (prefix, n) in [("train", 40), ("t10k", 20)] {
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        std::fs::write(
+            dir.path().join(format!("{prefix}-images-idx3-ubyte")),
+            common::idx_images(&vec![0; n * 784], n, 28, 28),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!("{prefix}-labels-idx1-ubyte")),
+            common::idx_labels(&labels),
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("run");
+    let mut cfg = tiny_config(dir.path(), &out, "symmetrical");
+    cfg.epochs = 1;
+    let h = train(&cfg.check().unwrap(), false).unwrap().history;
+    assert_eq!(h.len(), 1);
+    let probe = std::fs::read_to_string(out.join("probe.jsonl")).unwrap();
+    assert_eq!(probe.lines().count(), 2, "{probe}");
+    for line in probe.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let a = &v["analysis"];
+        assert!(
+            a["nc"].is_object() || a["skipped"].is_string(),
+            "neither an analysis nor a reason: {line}"
+        );
+    }
+}
+
 /// A few hundred SGD steps of the reference CNN on real Fashion-MNIST.
 #[test]
 fn fashion_mnist_subset_trains_the_reference_cnn() {

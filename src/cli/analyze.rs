@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 /// Options of `symfeat analyze`.
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct AnalyzeArgs {
     /// Features, N x D float32/float64 NPY (e.g. a run's features.npy).
     #[arg(long)]
@@ -22,7 +23,7 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     bias: Option<PathBuf>,
     /// Scale s of a cosine head (NormFace, symmetrical layer, margin heads); omit for a linear head.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     scale: Option<f64>,
     /// Write the full report as JSON here.
     #[arg(long)]

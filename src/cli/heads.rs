@@ -28,6 +28,7 @@ enum HeadsCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 struct EvalArgs {
     /// Head name (see `symfeat heads list`).
     #[arg(long)]
@@ -112,9 +113,20 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
                 a.weights.display()
             );
         }
-        a.classes
-            .context("--classes C is required for the symmetrical layer")?
+        let c = a
+            .classes
+            .context("--classes C is required for the symmetrical layer")?;
+        if c < 2 {
+            bail!("--classes {c}: expected at least 2 classes");
+        }
+        c
     } else {
+        if wr < 2 {
+            bail!(
+                "{}: {wr} class weight row(s); expected C x D with C >= 2 classes",
+                a.weights.display()
+            );
+        }
         wr
     };
     if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= c) {
@@ -124,15 +136,29 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         );
     }
     let dev = Default::default();
-    let mut head = spec
-        .init::<Cpu>(d, c, &dev)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut head = spec.init::<Cpu>(d, c, &dev).map_err(|e| {
+        anyhow::anyhow!(
+            "--head {} with D = {d} (columns of {}) and C = {c}: {e}",
+            a.head,
+            a.features.display()
+        )
+    })?;
     let wt = to_tensor(&w, [wr, wd], &dev);
-    let bias = a
-        .bias
-        .as_ref()
-        .map(|p| read_vector(p, "bias"))
-        .transpose()?;
+    let bias = match &a.bias {
+        Some(p) => {
+            let b = read_vector(p, "bias")?;
+            if b.len() != c {
+                bail!(
+                    "{} (--bias): {} values, expected C = {c} (rows of {})",
+                    p.display(),
+                    b.len(),
+                    a.weights.display()
+                );
+            }
+            Some(b)
+        }
+        None => None,
+    };
     set_weights(&mut head, wt, bias, c)?;
     let xt = to_tensor(&x, [n, d], &dev);
     let yv: Vec<i64> = labels.iter().map(|&l| l as i64).collect();

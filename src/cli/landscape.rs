@@ -3,10 +3,11 @@
 //! CSV and a polar plot (PNG and SVG).
 
 use crate::geometry::Matrix;
+use crate::geometry::angles::angle_deg;
 use crate::npy::{MatrixReader, read_vector};
-use crate::report::landscape::{LandscapeGrid, class_landscape};
+use crate::report::landscape::{LandscapeGrid, class_landscape, nearest_weight};
 use crate::report::plot::{LandscapeFigure, png_and_svg};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 
 /// Options of `symfeat landscape`.
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct LandscapeArgs {
     /// Class weights, C x D float NPY.
     #[arg(long)]
@@ -26,14 +28,14 @@ pub struct LandscapeArgs {
     #[arg(long)]
     towards: Option<usize>,
     /// Scale s of a cosine head; omit for a linear head.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     scale: Option<f64>,
     /// Bias, C floats (linear head).
     #[arg(long)]
     bias: Option<PathBuf>,
     /// Largest feature norm R of the grid (default: 3 times the mean weight norm for
     /// linear heads, 1 for cosine heads, whose p_c does not depend on R).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     r_max: Option<f64>,
     /// Number of radii.
     #[arg(long, default_value_t = 40)]
@@ -78,15 +80,38 @@ pub(super) fn landscape(a: LandscapeArgs) -> Result<ExitCode> {
     {
         bail!("--towards {k}: expected another class in 0..{c}");
     }
+    let towards = a
+        .towards
+        .unwrap_or_else(|| nearest_weight(&weights, a.class));
+    let angle = angle_deg(weights.row(a.class), weights.row(towards));
+    if !(angle > 1e-9 && angle < 180.0 - 1e-9) {
+        bail!(
+            "{}: w_{} and w_{towards} span no plane ({}); pass --towards with a class whose \
+             weight is neither zero nor parallel to w_{}",
+            a.weights.display(),
+            a.class,
+            if angle.is_nan() {
+                format!("w_{towards} is zero")
+            } else {
+                "they are parallel".to_string()
+            },
+            a.class
+        );
+    }
     let bias = a
         .bias
         .as_ref()
         .map(|p| read_vector(p, "bias"))
         .transpose()?;
-    if let Some(b) = &bias
+    if let (Some(p), Some(b)) = (&a.bias, &bias)
         && b.len() != c
     {
-        bail!("--bias has {} values, expected C = {c}", b.len());
+        bail!(
+            "{} (--bias): {} values, expected C = {c} (rows of {})",
+            p.display(),
+            b.len(),
+            a.weights.display()
+        );
     }
     if let Some(s) = a.scale
         && !(s.is_finite() && s > 0.0)
@@ -99,10 +124,24 @@ pub(super) fn landscape(a: LandscapeArgs) -> Result<ExitCode> {
         angles: a.angles,
         projected: a.projected,
     };
-    let (l, towards) =
-        class_landscape(&weights, bias.as_deref(), a.scale, a.class, a.towards, grid)?;
+    let (l, towards) = class_landscape(
+        &weights,
+        bias.as_deref(),
+        a.scale,
+        a.class,
+        Some(towards),
+        grid,
+    )
+    .with_context(|| {
+        format!(
+            "{}: landscape of class {} in the plane of w_{} and w_{towards}",
+            a.weights.display(),
+            a.class,
+            a.class
+        )
+    })?;
     std::fs::create_dir_all(&a.out)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", a.out.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot create output directory {}: {e}", a.out.display()))?;
     let mut csv = String::from("r,theta_deg,p\n");
     for (i, r) in l.rs.iter().enumerate() {
         for (j, t) in l.thetas_deg.iter().enumerate() {

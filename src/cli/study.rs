@@ -3,7 +3,7 @@
 use crate::report::build_report;
 use crate::study::{StudyConfig, run_study};
 use crate::train::TrainConfig;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +57,9 @@ fn finish(out: &Path) -> Result<ExitCode> {
 
 pub(super) fn study(a: StudyArgs) -> Result<ExitCode> {
     let s = StudyConfig::from_file(&a.config)?;
+    // Every run's configuration is checked before the first one starts.
+    s.runs(&a.out)
+        .with_context(|| format!("invalid study file {}", a.config.display()))?;
     run_study(&s, &a.out)?;
     finish(&a.out)
 }

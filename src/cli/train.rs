@@ -11,6 +11,10 @@ use std::process::ExitCode;
 /// Options of `symfeat train`. Every option can also come from `--config`
 /// (TOML, same names with `_`); flags override the file.
 #[derive(Debug, Args)]
+// Negative values are values, so that `--epochs -1` or `--lr -1e-3` is
+// reported as a bad value of that option, not as an unknown argument
+// (float options take any value: clap does not read `-1e-3` as a number).
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// TOML file with any of the options below (e.g. a run's config.toml).
     #[arg(long)]
@@ -44,13 +48,13 @@ pub struct TrainArgs {
     #[arg(long)]
     batch: Option<usize>,
     /// Learning rate (default 0.05).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     lr: Option<f64>,
     /// SGD momentum, dampening 0 (default 0.9).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     momentum: Option<f64>,
     /// Weight decay (default 5e-4).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     weight_decay: Option<f64>,
     /// Nesterov momentum.
     #[arg(long)]
@@ -62,7 +66,7 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',')]
     milestones: Option<Vec<usize>>,
     /// Multistep factor (default 0.1).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     gamma: Option<f64>,
     /// Linear warm-up epochs (default 0).
     #[arg(long)]
@@ -182,6 +186,7 @@ pub(super) fn train(args: TrainArgs) -> Result<ExitCode> {
 
 /// Options of `symfeat bench`.
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub struct BenchArgs {
     /// Model: cnn (1x28x28, softmax head) or resnet20 (3x32x32, symmetrical head).
     #[arg(long, default_value = "cnn")]

@@ -157,6 +157,16 @@ pub enum DataError {
         kind: DatasetKind,
     },
 
+    /// A split holds no image at all (a header announcing 0 items, or empty
+    /// CIFAR batch files): nothing to train or evaluate on.
+    #[error("{path}: holds no {what}; expected at least 1")]
+    Empty {
+        /// File of the split (the image file, or the last CIFAR batch read).
+        path: PathBuf,
+        /// What is missing ("images", "training images", "test images").
+        what: &'static str,
+    },
+
     /// Train and test images have different sizes.
     #[error(
         "image size {train_h}x{train_w} in {train_path} differs from {test_h}x{test_w} in {test_path}"

@@ -126,6 +126,12 @@ fn load_idx(kind: DatasetKind, dir: &Path) -> Result<(ImageSet, ImageSet)> {
         let images_path = find_idx(kind, dir, images)?;
         let labels_path = find_idx(kind, dir, labels)?;
         let (pixels, n, rows, cols) = idx::read_images(&images_path)?;
+        if n == 0 {
+            return Err(DataError::Empty {
+                path: images_path,
+                what: "images",
+            });
+        }
         let raw_labels = idx::read_labels(&labels_path)?;
         if raw_labels.len() != n {
             return Err(DataError::CountMismatch {
@@ -200,6 +206,7 @@ fn load_cifar(kind: DatasetKind, dir: &Path) -> Result<(ImageSet, ImageSet)> {
     let read = |names: &[&'static str]| -> Result<ImageSet> {
         let mut images = Vec::new();
         let mut labels = Vec::new();
+        let mut last = base.clone();
         for &name in names {
             let path = base.join(name);
             if !path.is_file() {
@@ -218,6 +225,13 @@ fn load_cifar(kind: DatasetKind, dir: &Path) -> Result<(ImageSet, ImageSet)> {
             let (px, lb) = cifar::read_batch(&path, kind)?;
             images.extend_from_slice(&px);
             labels.extend_from_slice(&lb);
+            last = path;
+        }
+        if labels.is_empty() {
+            return Err(DataError::Empty {
+                path: last,
+                what: "records",
+            });
         }
         Ok(ImageSet {
             n: labels.len(),
@@ -450,6 +464,34 @@ mod tests {
             (&[42u16][..], &[99u16][..])
         );
         assert_eq!(train.num_classes, 100);
+    }
+
+    /// Regression (issue #7): an empty split trained zero steps and then
+    /// failed in the probe with an unrelated geometry error.
+    #[test]
+    fn empty_splits_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_idx(dir.path(), (2, 2, &[]), (2, 2, &[1]), false);
+        let err = load(DatasetKind::Mnist, Some(dir.path())).unwrap_err();
+        assert!(matches!(err, DataError::Empty { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("train-images-idx3-ubyte: holds no images; expected at least 1"),
+            "{msg}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        for name in cifar::CIFAR10_TRAIN {
+            std::fs::write(
+                dir.path().join(name),
+                cifar_bytes(DatasetKind::Cifar10, &[(0, 1)]),
+            )
+            .unwrap();
+        }
+        std::fs::write(dir.path().join("test_batch.bin"), []).unwrap();
+        let msg = load(DatasetKind::Cifar10, Some(dir.path()))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("test_batch.bin: holds no records"), "{msg}");
     }
 
     #[test]

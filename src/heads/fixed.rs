@@ -53,6 +53,11 @@ pub fn layout_weights<B: Backend>(
     let err = |e: crate::geometry::GeometryError| e.to_string();
     match layout {
         Layout::Polygon => {
+            if d < 2 {
+                return Err(format!(
+                    "the polygon layout needs a plane, D >= 2, got D = {d}"
+                ));
+            }
             let v = host(Tensor::<B, 2>::random(
                 [2, d],
                 Distribution::Uniform(0.0, 1.0),

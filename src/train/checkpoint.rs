@@ -13,8 +13,11 @@
 //! RNG state.
 
 use super::EpochMetrics;
+use super::TrainConfig;
 use super::run::ProbeLine;
 use anyhow::{Context, Result, bail};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -34,6 +37,136 @@ pub struct CheckpointState {
     /// Probe lines of every completed epoch.
     #[serde(default)]
     pub probe: Vec<ProbeLine>,
+    /// Path and shape of every parameter of the model that wrote the
+    /// checkpoint (empty in older checkpoints): a resume compares the model
+    /// it builds with it before loading, see [`check_fits`].
+    #[serde(default)]
+    pub param_shapes: Vec<(String, Vec<usize>)>,
+    /// The configuration of the run that wrote the checkpoint (absent in
+    /// older checkpoints), to say which option differs when a resume does
+    /// not fit.
+    #[serde(default)]
+    pub config: Option<TrainConfig>,
+}
+
+/// Collects the path (enum variants included) and shape of every parameter.
+struct Shapes {
+    path: Vec<String>,
+    out: Vec<(String, Vec<usize>)>,
+}
+
+impl Shapes {
+    fn push(&mut self, shape: Vec<usize>) {
+        self.out.push((self.path.join("."), shape));
+    }
+}
+
+impl<B: Backend> ModuleVisitor<B> for Shapes {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.push(param.val().dims().to_vec());
+    }
+    fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<B, D, Int>>) {
+        self.push(param.val().dims().to_vec());
+    }
+    fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<B, D, Bool>>) {
+        self.push(param.val().dims().to_vec());
+    }
+}
+
+/// Path and shape of every parameter of `module`, in visiting order.
+pub fn param_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
+    let mut v = Shapes {
+        path: vec![],
+        out: vec![],
+    };
+    module.visit(&mut v);
+    v.out
+}
+
+/// Options that decide the model's structure: a resume may change the
+/// others (epochs, lr, momentum, schedule...), not these.
+fn structural_diffs(old: &TrainConfig, new: &TrainConfig) -> Vec<String> {
+    let mut diffs = vec![];
+    let mut cmp = |name: &str, a: String, b: String| {
+        if a != b {
+            diffs.push(format!("{name} = {a} in the checkpoint, {b} now"));
+        }
+    };
+    cmp(
+        "dataset",
+        format!("{:?}", old.dataset),
+        format!("{:?}", new.dataset),
+    );
+    cmp("net", format!("{:?}", old.net), format!("{:?}", new.net));
+    if old.net == "lenet" || new.net == "lenet" {
+        cmp(
+            "feature-dim",
+            old.feature_dim.to_string(),
+            new.feature_dim.to_string(),
+        );
+    }
+    cmp("head", format!("{:?}", old.head), format!("{:?}", new.head));
+    cmp(
+        "head-param",
+        format!("{:?}", old.head_params),
+        format!("{:?}", new.head_params),
+    );
+    diffs
+}
+
+/// Check that a checkpoint written with `ck` fits the model built now (its
+/// `shapes`) under `config`; `path` names the checkpoint in the error.
+/// Loading a record into a model of another structure panics in burn or,
+/// worse, silently trains the checkpoint's shapes under the new config.
+pub fn check_fits(
+    ck: &CheckpointState,
+    shapes: &[(String, Vec<usize>)],
+    config: &TrainConfig,
+    path: &Path,
+) -> Result<()> {
+    let diffs = ck
+        .config
+        .as_ref()
+        .map(|old| structural_diffs(old, config))
+        .unwrap_or_default();
+    let shape_diff = if ck.param_shapes.is_empty() {
+        None
+    } else {
+        let first = ck.param_shapes.iter().zip(shapes).find(|(a, b)| a != b);
+        match first {
+            Some(((na, sa), (nb, sb))) if na == nb => Some(format!(
+                "parameter {na} has shape {sa:?} in the checkpoint, {sb:?} here"
+            )),
+            Some(((na, _), (nb, _))) => Some(format!(
+                "the checkpoint has parameter {na} where this model has {nb}"
+            )),
+            None if ck.param_shapes.len() != shapes.len() => Some(format!(
+                "the checkpoint holds {} parameters, this model {}",
+                ck.param_shapes.len(),
+                shapes.len()
+            )),
+            None => None,
+        }
+    };
+    let Some(shape_diff) = shape_diff else {
+        return Ok(());
+    };
+    let mut what: Vec<String> = diffs;
+    what.push(shape_diff);
+    bail!(
+        "checkpoint {} does not fit this configuration: {}. Resume with the run's own \
+         settings (epochs and training options such as lr or schedule may change; what \
+         shapes the model, i.e. image size, net, feature-dim, head and learn_scale, may \
+         not), or start a new run with another --out",
+        path.display(),
+        what.join("; ")
+    )
 }
 
 /// A checkpoint as bytes.
@@ -132,6 +265,8 @@ mod tests {
                 seed: 7,
                 history: vec![],
                 probe: vec![],
+                param_shapes: vec![("net.fc.weight".into(), vec![4, 2])],
+                config: Some(TrainConfig::default()),
             },
             model: vec![1, 2, 3],
             optim: vec![9; 10],
@@ -145,6 +280,47 @@ mod tests {
         assert_eq!(back.state, c.state);
         assert_eq!(back.model, c.model);
         assert_eq!(back.optim, c.optim);
+    }
+
+    /// Regression (issue #7): resuming with another head or net panicked in
+    /// burn ("Can't parse record from a different variant"); another
+    /// feature-dim silently trained the checkpoint's shapes.
+    #[test]
+    fn a_checkpoint_that_does_not_fit_is_an_error_naming_the_option() {
+        let ck = sample().state;
+        let p = Path::new("run/checkpoint.bin");
+        let same = ck.param_shapes.clone();
+        let cfg = TrainConfig::default();
+        check_fits(&ck, &same, &cfg, p).unwrap();
+        // Training options may change.
+        let longer = TrainConfig {
+            epochs: 50,
+            lr: 0.001,
+            ..TrainConfig::default()
+        };
+        check_fits(&ck, &same, &longer, p).unwrap();
+        let other = vec![("net.fc.weight".to_string(), vec![4, 3])];
+        let lenet = TrainConfig {
+            net: "lenet".into(),
+            feature_dim: 3,
+            ..TrainConfig::default()
+        };
+        let e = check_fits(&ck, &other, &lenet, p).unwrap_err().to_string();
+        for w in [
+            "run/checkpoint.bin",
+            "net = \"cnn\" in the checkpoint, \"lenet\" now",
+            "feature-dim = 2 in the checkpoint, 3 now",
+            "[4, 2] in the checkpoint, [4, 3] here",
+        ] {
+            assert!(e.contains(w), "{w:?} not in {e}");
+        }
+        // Older checkpoints carry neither list: nothing to compare.
+        let old = CheckpointState {
+            param_shapes: vec![],
+            config: None,
+            ..ck
+        };
+        check_fits(&old, &other, &lenet, p).unwrap();
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (set lr, forward, loss, check, backward, step, log), evaluate, log,
 //! checkpoint; at the end the final weights and the optional exports.
 
-use super::checkpoint::{Checkpoint, CheckpointState};
+use super::checkpoint::{Checkpoint, CheckpointState, check_fits, param_shapes};
 use super::config::{Normalize, ValidTrainConfig};
 use super::export::{export_safetensors, write_npy_f32, write_npy_i64};
 use crate::backend::{BackendJob, run_on, set_threads};
@@ -82,6 +82,21 @@ pub(crate) mod files {
     pub const CHECKPOINT: &str = "checkpoint.bin";
     pub const WEIGHTS: &str = "model.safetensors";
     pub const PROBE: &str = "probe.jsonl";
+    /// Every file a run writes (atomically), for the clean-up of the
+    /// temporary files an interrupted write leaves.
+    pub const ALL: [&str; 11] = [
+        CONFIG,
+        METRICS,
+        CHECKPOINT,
+        WEIGHTS,
+        PROBE,
+        "features.npy",
+        "labels.npy",
+        "class_weights.npy",
+        "bias.npy",
+        "head_params.npy",
+        "diverged.json",
+    ];
 }
 
 type Rec = NamedMpkBytesRecorder<FullPrecisionSettings>;
@@ -111,7 +126,16 @@ pub fn train(cfg: &ValidTrainConfig, resume: bool) -> Result<TrainOutcome> {
     };
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
-    crate::atomic::write(&out.join(files::CONFIG), cfg.raw.to_toml().as_bytes())?;
+    for p in crate::atomic::remove_stale_temps(&out, &files::ALL)
+        .with_context(|| format!("cannot clean up output directory {}", out.display()))?
+    {
+        eprintln!("removed {}, left by an interrupted write", p.display());
+    }
+    // A resume rewrites config.toml only once the checkpoint fits the model
+    // (see `TrainJob::run`): a failed attempt leaves the run as it was.
+    if checkpoint.is_none() {
+        crate::atomic::write(&out.join(files::CONFIG), cfg.raw.to_toml().as_bytes())?;
+    }
 
     let (mut train_set, mut test_set) = data::load(cfg.dataset, cfg.raw.data.as_deref())?;
     if let Some(n) = cfg.raw.train_limit {
@@ -269,10 +293,20 @@ impl BackendJob for TrainJob<'_> {
         let raw = &cfg.raw;
         B::seed(&device, raw.seed);
         let classes = train_set.num_classes;
-        let head = cfg
-            .head
-            .init::<B>(spec.feature_dim(), classes, &device)
-            .map_err(|e| anyhow::anyhow!("head: {e}"))?;
+        let d = spec.feature_dim();
+        let head = cfg.head.init::<B>(d, classes, &device).map_err(|e| {
+            let from = if cfg.net == crate::nets::NetKind::Lenet {
+                ", set by --feature-dim"
+            } else {
+                ""
+            };
+            anyhow::anyhow!(
+                "--head {} on net {} (D = {d}{from}) and {} (C = {classes}): {e}",
+                raw.head,
+                raw.net,
+                raw.dataset
+            )
+        })?;
         let center = cfg
             .head
             .center()
@@ -301,8 +335,22 @@ impl BackendJob for TrainJob<'_> {
             seed: raw.seed,
             history: vec![],
             probe: vec![],
+            param_shapes: param_shapes(&model),
+            config: Some(raw.clone()),
         };
         if let Some(ck) = checkpoint {
+            let ckpt_path = out.join(files::CHECKPOINT);
+            check_fits(&ck.state, &state.param_shapes, raw, &ckpt_path)?;
+            if ck.state.seed != raw.seed {
+                bail!(
+                    "checkpoint {} was written with seed {}, the configuration has seed {}; \
+                     resume with --seed {}",
+                    ckpt_path.display(),
+                    ck.state.seed,
+                    raw.seed,
+                    ck.state.seed
+                );
+            }
             let rec = Rec::default();
             let model_rec = rec.load(ck.model, &device).map_err(|e| {
                 anyhow::anyhow!("checkpoint model record does not fit this config: {e}")
@@ -312,14 +360,12 @@ impl BackendJob for TrainJob<'_> {
                 anyhow::anyhow!("checkpoint optimizer record does not fit this config: {e}")
             })?;
             optim = optim.load_record(optim_rec);
-            if ck.state.seed != raw.seed {
-                bail!(
-                    "checkpoint seed {} differs from config seed {}",
-                    ck.state.seed,
-                    raw.seed
-                );
-            }
-            state = ck.state;
+            state = CheckpointState {
+                param_shapes: state.param_shapes,
+                config: state.config,
+                ..ck.state
+            };
+            crate::atomic::write(&out.join(files::CONFIG), raw.to_toml().as_bytes())?;
             eprintln!(
                 "resuming after epoch {} (step {})",
                 state.epochs_done, state.global_step
@@ -438,11 +484,11 @@ impl BackendJob for TrainJob<'_> {
                     raw.eval_batch,
                     &device,
                 );
-                let lines = [("test", &test_eval), ("train", &train_eval)]
-                    .into_iter()
-                    .map(|(split, ev)| probe_line(&valid, epoch + 1, split, ev, classes))
-                    .collect::<Result<Vec<_>>>()?;
-                state.probe.extend(lines);
+                for (split, ev) in [("test", &test_eval), ("train", &train_eval)] {
+                    state
+                        .probe
+                        .push(probe_line(&valid, epoch + 1, split, ev, classes));
+                }
             }
             state.history.push(m);
             state.epochs_done = epoch + 1;
@@ -525,13 +571,18 @@ pub struct ProbeLine {
     pub analysis: serde_json::Value,
 }
 
+/// The probe line of one split after one epoch.
+///
+/// Never fails: degenerate features (e.g. every class mean equal) make the
+/// analysis undefined, which is recorded as `skipped` with the reason and
+/// reported on stderr; it is a measurement and must not stop the training.
 fn probe_line<B: Backend>(
     model: &Model<B>,
     epoch: usize,
     split: &str,
     ev: &Evaluation,
     classes: usize,
-) -> Result<ProbeLine> {
+) -> ProbeLine {
     let weights = to_f32(model.head.class_weights());
     let bias = model.head.bias().map(to_f32);
     let analysis = if ev
@@ -552,14 +603,20 @@ fn probe_line<B: Backend>(
             bias.as_deref(),
             model.head.scale(),
         )
-        .with_context(|| format!("probe at epoch {epoch} ({split})"))?;
-        serde_json::to_value(a)?
+        .and_then(|a| Ok(serde_json::to_value(a)?));
+        match a {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("warning: probe at epoch {epoch} ({split}) skipped: {e:#}");
+                serde_json::json!({ "skipped": format!("analysis undefined: {e:#}") })
+            }
+        }
     };
-    Ok(ProbeLine {
+    ProbeLine {
         epoch,
         split: split.to_string(),
         analysis,
-    })
+    }
 }
 
 /// Tensor values as f32 on the host.
