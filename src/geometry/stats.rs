@@ -53,17 +53,7 @@ pub struct ClassStats {
 impl ClassStats {
     /// Empty statistics for `classes` classes of `dim`-dimensional features.
     pub fn new(classes: usize, dim: usize) -> Self {
-        Self {
-            classes,
-            dim,
-            counts: vec![0; classes],
-            has_shift: vec![false; classes],
-            shifts: vec![0.0; classes * dim],
-            sums: vec![0.0; classes * dim],
-            norm_sums: vec![0.0; classes],
-            scatter: vec![0.0; dim * dim],
-            with_scatter: true,
-        }
+        Self::empty(classes, dim, true)
     }
 
     /// Like [`new`](Self::new) but without the D x D scatter: counts, means
@@ -72,6 +62,10 @@ impl ClassStats {
     /// [`SecondPass`](super::SecondPass); [`within_class_cov`](Self::within_class_cov)
     /// is then an error.
     pub fn means_only(classes: usize, dim: usize) -> Self {
+        Self::empty(classes, dim, false)
+    }
+
+    fn empty(classes: usize, dim: usize, with_scatter: bool) -> Self {
         Self {
             classes,
             dim,
@@ -80,8 +74,12 @@ impl ClassStats {
             shifts: vec![0.0; classes * dim],
             sums: vec![0.0; classes * dim],
             norm_sums: vec![0.0; classes],
-            scatter: Vec::new(),
-            with_scatter: false,
+            scatter: if with_scatter {
+                vec![0.0; dim * dim]
+            } else {
+                Vec::new()
+            },
+            with_scatter,
         }
     }
 
@@ -402,11 +400,7 @@ impl ClassStats {
     }
 
     fn empty_like(&self) -> ClassStats {
-        let mut e = if self.with_scatter {
-            ClassStats::new(self.classes, self.dim)
-        } else {
-            ClassStats::means_only(self.classes, self.dim)
-        };
+        let mut e = ClassStats::empty(self.classes, self.dim, self.with_scatter);
         e.has_shift.copy_from_slice(&self.has_shift);
         e.shifts.copy_from_slice(&self.shifts);
         e
