@@ -2,6 +2,8 @@
 //! forms and bad input.
 #![allow(clippy::needless_range_loop)]
 
+mod common;
+
 use assert_cmd::Command;
 use ndarray::{Array1, Array2};
 use ndarray_npy::write_npy;
@@ -134,22 +136,6 @@ fn fails(f: &Files, extra: &[&str], words: &[&str]) {
     }
 }
 
-fn npy_header(descr: &str, fortran: bool, shape: &str) -> Vec<u8> {
-    let dict = format!(
-        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
-        if fortran { "True" } else { "False" }
-    );
-    let mut h = dict.into_bytes();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(b' ');
-    }
-    h.push(b'\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    out.extend_from_slice(&h);
-    out
-}
-
 fn write(p: &Path, bytes: &[u8]) {
     std::fs::write(p, bytes).unwrap();
 }
@@ -181,7 +167,7 @@ fn bad_inputs_are_clear_errors() {
     write_npy(&f.features, &Array2::<f32>::ones((15, 3))).unwrap();
     fails(&f, &[], &["15 rows", "16 labels"]);
     // Fortran order
-    let mut bytes = npy_header("<f4", true, "(16, 3)");
+    let mut bytes = common::npy_bytes("<f4", true, "(16, 3)", &[]);
     bytes.extend(std::iter::repeat_n(0u8, 16 * 3 * 4));
     write(&f.features, &bytes);
     fails(&f, &[], &["x.npy", "Fortran"]);

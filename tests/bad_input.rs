@@ -423,24 +423,6 @@ fn write_good_npy(dir: &Path) -> Npy {
     f
 }
 
-/// NPY bytes with any header (dtype `descr`, order, shape) and raw data.
-fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
-    let dict = format!(
-        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
-        if fortran { "True" } else { "False" }
-    );
-    let mut h = dict.into_bytes();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(b' ');
-    }
-    h.push(b'\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    out.extend_from_slice(&h);
-    out.extend_from_slice(data);
-    out
-}
-
 /// Which input a bad file replaces.
 #[derive(Clone, Copy)]
 enum Role {
@@ -576,17 +558,17 @@ fn npy_cases(t: &mut Table, g: &Npy) {
         &["non-finite", "row 2"]);
     npy_case(t, g, "npy_features_int32", an, Features, Bad::I32(Array2::ones((N, D))), &[],
         &["float32 or float64"]);
-    npy_case(t, g, "npy_features_complex", an, Features, Bad::Bytes(npy_bytes("<c8", false, "(16, 3)", &zeros(8 * N * D))), &[],
+    npy_case(t, g, "npy_features_complex", an, Features, Bad::Bytes(common::npy_bytes("<c8", false, "(16, 3)", &zeros(8 * N * D))), &[],
         &["float32 or float64"]);
-    npy_case(t, g, "npy_features_strings", an, Features, Bad::Bytes(npy_bytes("<U1", false, "(16, 3)", &zeros(4 * N * D))), &[],
+    npy_case(t, g, "npy_features_strings", an, Features, Bad::Bytes(common::npy_bytes("<U1", false, "(16, 3)", &zeros(4 * N * D))), &[],
         &["float32 or float64"]);
     npy_case(t, g, "npy_features_1d", an, Features, Bad::F32Vec(Array1::ones(N)), &[],
         &["expected a 2-D array", "[16]"]);
-    npy_case(t, g, "npy_features_3d", an, Features, Bad::Bytes(npy_bytes("<f4", false, "(16, 3, 1)", &zeros(4 * N * D))), &[],
+    npy_case(t, g, "npy_features_3d", an, Features, Bad::Bytes(common::npy_bytes("<f4", false, "(16, 3, 1)", &zeros(4 * N * D))), &[],
         &["expected a 2-D array", "[16, 3, 1]"]);
-    npy_case(t, g, "npy_features_fortran_order", an, Features, Bad::Bytes(npy_bytes("<f4", true, "(16, 3)", &zeros(4 * N * D))), &[],
+    npy_case(t, g, "npy_features_fortran_order", an, Features, Bad::Bytes(common::npy_bytes("<f4", true, "(16, 3)", &zeros(4 * N * D))), &[],
         &["Fortran", "C order"]);
-    npy_case(t, g, "npy_features_truncated", an, Features, Bad::Bytes(npy_bytes("<f4", false, "(16, 3)", &zeros(4 * N * D - 12))), &[],
+    npy_case(t, g, "npy_features_truncated", an, Features, Bad::Bytes(common::npy_bytes("<f4", false, "(16, 3)", &zeros(4 * N * D - 12))), &[],
         &["truncated"]);
     npy_case(t, g, "npy_features_not_npy", an, Features, Bad::Bytes(b"hello, world".to_vec()), &[],
         &["not a valid NPY file"]);
@@ -597,9 +579,9 @@ fn npy_cases(t: &mut Table, g: &Npy) {
         &["not a valid NPY file"]);
     npy_case(t, g, "npy_header_longer_than_file", an, Features, Bad::Bytes(b"\x93NUMPY\x01\x00\x60\xea{'descr': '<f4'".to_vec()), &[],
         &["not a valid NPY file"]);
-    npy_case(t, g, "npy_weights_huge_shape_in_header", an, Weights, Bad::Bytes(npy_bytes("<f4", false, "(1099511627776, 3)", &zeros(4 * C * D))), &[],
+    npy_case(t, g, "npy_weights_huge_shape_in_header", an, Weights, Bad::Bytes(common::npy_bytes("<f4", false, "(1099511627776, 3)", &zeros(4 * C * D))), &[],
         &["truncated"]);
-    npy_case(t, g, "npy_features_huge_shape_in_header", "heads", Features, Bad::Bytes(npy_bytes("<f4", false, "(3, 1099511627776)", &zeros(4 * N * D))), &[],
+    npy_case(t, g, "npy_features_huge_shape_in_header", "heads", Features, Bad::Bytes(common::npy_bytes("<f4", false, "(3, 1099511627776)", &zeros(4 * N * D))), &[],
         &["truncated"]);
     npy_case(t, g, "npy_count_mismatch", an, Features, Bad::F32(features().slice(s![..15, ..]).to_owned()), &[],
         &["15 rows", "16 labels", "y.npy"]);
@@ -609,10 +591,10 @@ fn npy_cases(t: &mut Table, g: &Npy) {
         &["label -1 at index 2", "negative"]);
     npy_case(t, g, "npy_labels_float", an, Labels, Bad::F32Vec(Array1::zeros(N)), &[],
         &["integer"]);
-    npy_case(t, g, "npy_labels_2d", an, Labels, Bad::Bytes(npy_bytes("<i8", false, "(16, 1)", &zeros(8 * N))), &[],
+    npy_case(t, g, "npy_labels_2d", an, Labels, Bad::Bytes(common::npy_bytes("<i8", false, "(16, 1)", &zeros(8 * N))), &[],
         &["expected a 1-D array", "[16, 1]"]);
     let huge: Vec<u8> = (0..N as u64).flat_map(|i| if i == 4 { u64::MAX } else { i % C as u64 }.to_le_bytes()).collect();
-    npy_case(t, g, "npy_labels_uint64_beyond_int64", an, Labels, Bad::Bytes(npy_bytes("<u8", false, "(16,)", &huge)), &[],
+    npy_case(t, g, "npy_labels_uint64_beyond_int64", an, Labels, Bad::Bytes(common::npy_bytes("<u8", false, "(16,)", &huge)), &[],
         &["18446744073709551615", "index 4"]);
     npy_case(t, g, "npy_feature_weight_d_mismatch", an, Features, Bad::F32(Array2::ones((N, 5))), &[],
         &["D = 5", "D = 3", "w.npy"]);
@@ -710,7 +692,7 @@ fn heads_cases(t: &mut Table, g: &Npy) {
         &["--bias", "5 values", "C = 4"]);
     npy_case(t, g, "heads_features_nan", h, Features, Bad::F32(features_with(0, 0, f32::NAN)), &[],
         &["non-finite", "row 0"]);
-    npy_case(t, g, "heads_weights_int64", h, Weights, Bad::Bytes(npy_bytes("<i8", false, "(4, 3)", &zeros(8 * C * D))), &[],
+    npy_case(t, g, "heads_weights_int64", h, Weights, Bad::Bytes(common::npy_bytes("<i8", false, "(4, 3)", &zeros(8 * C * D))), &[],
         &["float32 or float64"]);
     npy_case(t, g, "heads_labels_negative", h, Labels, Bad::Labels(labels_with(0, -3)), &[],
         &["label -3 at index 0", "negative"]);

@@ -73,3 +73,22 @@ pub fn write_synthetic_mnist(dir: &Path, n_train: usize, n_test: usize, seed: u6
         .unwrap();
     }
 }
+
+/// NPY (version 1.0) bytes with any header (dtype `descr`, order, shape
+/// literal such as `"(16, 3)"`) followed by raw `data`.
+pub fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+    let dict = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    let mut h = dict.into_bytes();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(b' ');
+    }
+    h.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(data);
+    out
+}
