@@ -9,15 +9,78 @@
 use anyhow::{Context, Result, bail};
 use npyz::{DType, NpyFile, Order, TypeChar};
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 type Reader = BufReader<File>;
 
 fn open(path: &Path) -> Result<NpyFile<Reader>> {
-    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    check_header(&mut f)
+        .and_then(|()| f.rewind().map_err(|e| e.to_string()))
+        .map_err(|e| anyhow::anyhow!("{}: not a valid NPY file: {e}", path.display()))?;
     NpyFile::new(BufReader::with_capacity(1 << 20, f))
         .with_context(|| format!("{}: not a valid NPY file", path.display()))
+}
+
+/// Longest header accepted. numpy writes plain arrays' headers in 128 bytes
+/// or so; a longer claim is a corrupt length field, not a bigger array.
+const MAX_HEADER_LEN: u64 = 64 << 10;
+/// Deepest bracket nesting accepted in the header: a plain array's has 2
+/// (the dict and its shape tuple).
+const MAX_HEADER_NESTING: usize = 4;
+
+/// Checks the preamble and the header's size and nesting before npyz parses
+/// it: npyz's header parser backtracks exponentially on deeply nested
+/// brackets (found by fuzzing: 22 `[` took over 10 s), and it would read
+/// whatever header length the file claims.
+fn check_header(f: &mut File) -> std::result::Result<(), String> {
+    let mut pre = Vec::with_capacity(12);
+    f.by_ref()
+        .take(12)
+        .read_to_end(&mut pre)
+        .map_err(|e| e.to_string())?;
+    let got = pre.len();
+    if got < 10 || &pre[..6] != b"\x93NUMPY" {
+        return Err("no \\x93NUMPY preamble".into());
+    }
+    let len = match pre[6] {
+        1 => u64::from(u16::from_le_bytes([pre[8], pre[9]])),
+        2 | 3 if got == 12 => u64::from(u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]])),
+        v => return Err(format!("unsupported format version {v}")),
+    };
+    if len > MAX_HEADER_LEN {
+        return Err(format!(
+            "the header claims {len} bytes, expected at most {MAX_HEADER_LEN}"
+        ));
+    }
+    let start = if pre[6] == 1 { 10 } else { 12 };
+    f.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
+    let mut header = Vec::new();
+    f.by_ref()
+        .take(len)
+        .read_to_end(&mut header)
+        .map_err(|e| e.to_string())?;
+    let (mut depth, mut deepest, mut quote) = (0usize, 0usize, None);
+    for &b in &header {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(b),
+            (None, b'(' | b'[' | b'{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, b')' | b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_HEADER_NESTING {
+        return Err(format!(
+            "brackets nested {deepest} deep in the header, expected at most {MAX_HEADER_NESTING}"
+        ));
+    }
+    Ok(())
 }
 
 fn scalar_type(path: &Path, npy: &NpyFile<Reader>) -> Result<(TypeChar, u64)> {
@@ -170,9 +233,46 @@ impl MatrixReader {
         self.cols
     }
 
+    /// Whether the file holds float32 values (see [`next_chunk_f32`](Self::next_chunk_f32)).
+    pub fn is_f32(&self) -> bool {
+        matches!(self.kind, Float::F32 { .. })
+    }
+
     /// Read up to `max_rows` rows into `out` (replacing its contents) as f64; returns
     /// the number of rows read (0 at the end). NaN/Inf are errors.
     pub fn next_chunk(&mut self, max_rows: usize, out: &mut Vec<f64>) -> Result<usize> {
+        let n = self.read_raw(max_rows)?;
+        // Resizing to the length of the previous chunk writes nothing.
+        out.resize(n * self.cols, 0.0);
+        self.kind.decode(&self.raw, out);
+        self.finish_chunk(out, n)
+    }
+
+    /// [`next_chunk`](Self::next_chunk) for a float32 file, without widening
+    /// the values (half the memory traffic for consumers that widen as
+    /// they go). Fails on a float64 file.
+    pub fn next_chunk_f32(&mut self, max_rows: usize, out: &mut Vec<f32>) -> Result<usize> {
+        let Float::F32 { big_endian } = self.kind else {
+            bail!("{}: float64 data read as float32", self.path.display());
+        };
+        let n = self.read_raw(max_rows)?;
+        out.resize(n * self.cols, 0.0);
+        // SAFETY: u64 -> u32 view of the same bytes, as in `Float::decode`.
+        let words: &[u32] =
+            unsafe { std::slice::from_raw_parts(self.raw.as_ptr().cast::<u32>(), out.len()) };
+        for (o, &w) in out.iter_mut().zip(words) {
+            let bits = if big_endian {
+                u32::from_be(w)
+            } else {
+                u32::from_le(w)
+            };
+            *o = f32::from_bits(bits);
+        }
+        self.finish_chunk(out, n)
+    }
+
+    /// Reads the bytes of the next (up to) `max_rows` rows into `raw`.
+    fn read_raw(&mut self, max_rows: usize) -> Result<usize> {
         let n = max_rows.min(self.rows - self.next_row);
         let want = n * self.cols * self.kind.size();
         self.raw.resize(want.div_ceil(8), 0);
@@ -189,19 +289,21 @@ impl MatrixReader {
                 self.rows
             );
         }
-        // Resizing to the length of the previous chunk writes nothing.
-        out.resize(n * self.cols, 0.0);
-        self.kind.decode(&self.raw, out);
+        Ok(n)
+    }
+
+    /// Rejects NaN/Inf in a decoded chunk of `n` rows, then moves past it.
+    fn finish_chunk<T: Copy + Into<f64>>(&mut self, out: &[T], n: usize) -> Result<usize> {
         // A branch-free scan first (vectorises); the position only on failure.
-        let all_finite = out.iter().fold(true, |ok, v| ok & v.is_finite());
+        let all_finite = out.iter().fold(true, |ok, &v| ok & v.into().is_finite());
         if let Some(i) = (!all_finite)
-            .then(|| out.iter().position(|v| !v.is_finite()))
+            .then(|| out.iter().position(|&v| !v.into().is_finite()))
             .flatten()
         {
             bail!(
                 "{}: non-finite value {} at row {}, column {}",
                 self.path.display(),
-                out[i],
+                out[i].into(),
                 self.next_row + i / self.cols.max(1),
                 i % self.cols.max(1)
             );
@@ -326,4 +428,59 @@ pub fn read_labels(path: &Path) -> Result<Vec<usize>> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_bytes(bytes: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.npy");
+        std::fs::write(&p, bytes).unwrap();
+        match MatrixReader::open(&p, "test") {
+            Ok(_) => "ok".into(),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    fn npy_v1(header: &str) -> Vec<u8> {
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        b.extend_from_slice(header.as_bytes());
+        b.extend_from_slice(&[0; 16]);
+        b
+    }
+
+    #[test]
+    fn a_plain_header_passes_the_pre_check() {
+        let e = open_bytes(&npy_v1(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }\n",
+        ));
+        assert_eq!(e, "ok");
+    }
+
+    #[test]
+    fn deeply_nested_headers_are_refused_before_npyz_parses_them() {
+        // The fuzzing case: npyz took over 10 s on 22 nested `[`.
+        let h = format!(
+            "{{'descr': '<f4', {}'fortran_order': False, 'shape': (2, 2), }}\n",
+            "[".repeat(22)
+        );
+        let e = open_bytes(&npy_v1(&h));
+        assert!(e.contains("not a valid NPY file"), "{e}");
+        assert!(e.contains("nested 24 deep"), "{e}");
+        // Brackets inside quoted strings do not count.
+        let h = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'x': '[[[[[[[[' }\n";
+        assert!(!open_bytes(&npy_v1(h)).contains("nested"));
+    }
+
+    #[test]
+    fn a_huge_header_length_is_refused() {
+        let mut b = b"\x93NUMPY\x02\x00".to_vec();
+        b.extend_from_slice(&u32::MAX.to_le_bytes());
+        b.extend_from_slice(b"{'descr': '<f4'");
+        let e = open_bytes(&b);
+        assert!(e.contains("claims 4294967295 bytes"), "{e}");
+    }
 }
