@@ -10,6 +10,8 @@ pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod data;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geometry;
 pub mod heads;
 pub mod nets;
