@@ -5,7 +5,7 @@
 mod common;
 
 use assert_cmd::Command;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -269,4 +269,102 @@ fn reproduce_prints_its_study() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--data"));
+}
+
+/// Each epoch line of a run's metrics, without its timing fields.
+fn metrics_without_timing(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let m = v.as_object_mut().unwrap();
+            m.remove("seconds");
+            m.remove("images_per_s");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_study_killed_at_random_points_ends_as_an_uninterrupted_one() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 600, 200, 11);
+    let cfg = dir.path().join("study.toml");
+    let epochs = 3;
+    let (heads, seeds) = (["softmax", "symmetrical"], [0, 1]);
+    std::fs::write(&cfg, study_toml(dir.path(), &heads, &seeds, epochs)).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("symfeat");
+    let study = |out: &Path| {
+        let mut c = std::process::Command::new(&bin);
+        c.args(["study", "--config", cfg.to_str().unwrap(), "--out"])
+            .arg(out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let reference = dir.path().join("reference");
+    let start = Instant::now();
+    assert!(study(&reference).status().unwrap().success());
+    let span = start.elapsed().as_millis().max(50) as u64;
+
+    // Kill points drawn at random over the reference's duration; the seed
+    // is printed so a failure can be replayed with SYMFEAT_KILL_SEED.
+    let seed = std::env::var("SYMFEAT_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().r#gen::<u64>());
+    println!("SYMFEAT_KILL_SEED={seed}");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let out = dir.path().join("killed");
+    let runs: Vec<_> = heads
+        .iter()
+        .flat_map(|h| seeds.map(|s| out.join(format!("runs/mnist-mlp-{h}-seed{s}"))))
+        .collect();
+    // Each restart resumes, so it needs less time than the whole study: kill
+    // within the first half of the reference's duration, up to six times.
+    let mut kills = vec![];
+    for _ in 0..6 {
+        let mut child = study(&out).spawn().unwrap();
+        let at = rng.gen_range(0..span / 2);
+        std::thread::sleep(Duration::from_millis(at));
+        if child.try_wait().unwrap().is_some() {
+            break; // finished before this kill point
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills.push(at);
+        // Nothing finished is half-written: a run with its exported weights
+        // has every epoch's metrics, and a summary present is whole JSON.
+        for run in runs.iter().filter(|r| r.join("class_weights.npy").exists()) {
+            assert_eq!(metrics_without_timing(run).len(), epochs, "{run:?}");
+        }
+        if let Ok(text) = std::fs::read_to_string(out.join("summary.json")) {
+            serde_json::from_str::<serde_json::Value>(&text).expect("whole summary.json");
+        }
+    }
+    println!("killed after {kills:?} ms (reference took {span} ms)");
+    let o = study(&out).stderr(Stdio::piped()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+    for f in ["summary.json", "summary.md"] {
+        assert!(read(out.join(f)) == read(reference.join(f)), "{f} differs");
+    }
+    for run in &runs {
+        let twin = reference.join("runs").join(run.file_name().unwrap());
+        assert_eq!(metrics_without_timing(run), metrics_without_timing(&twin));
+        for f in [
+            "probe.jsonl",
+            "model.safetensors",
+            "class_weights.npy",
+            "features.npy",
+        ] {
+            assert!(
+                read(run.join(f)) == read(twin.join(f)),
+                "{run:?}/{f} differs"
+            );
+        }
+    }
 }
