@@ -61,20 +61,24 @@ fn check_scale(scale: Option<f64>, bias: bool) -> Result<()> {
 /// thread reads and decodes the next chunk while `f(rows, first_row, n)`
 /// works on the current one (two buffers in flight, so memory stays
 /// independent of N). The first error, from either side, is returned.
-fn for_each_chunk(
+///
+/// `read` fills a buffer with the next chunk: f64 values, or float32 ones
+/// kept narrow ([`MatrixReader::next_chunk_f32`]).
+fn for_each_chunk<T: Send>(
     path: &Path,
-    mut f: impl FnMut(&[f64], usize, usize) -> Result<()>,
+    read: fn(&mut MatrixReader, usize, &mut Vec<T>) -> Result<usize>,
+    mut f: impl FnMut(&[T], usize, usize) -> Result<()>,
 ) -> Result<()> {
     let mut reader = MatrixReader::open(path, "features")?;
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Result<(Vec<f64>, usize)>>(1);
-    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<f64>>();
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Result<(Vec<T>, usize)>>(1);
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<T>>();
     for _ in 0..2 {
         let _ = free_tx.send(Vec::new());
     }
     std::thread::scope(|scope| {
         scope.spawn(move || {
             while let Ok(mut buf) = free_rx.recv() {
-                let next = reader.next_chunk(CHUNK_ROWS, &mut buf);
+                let next = read(&mut reader, CHUNK_ROWS, &mut buf);
                 let done = !matches!(next, Ok(n) if n > 0);
                 if full_tx.send(next.map(|n| (buf, n))).is_err() || done {
                     return;
@@ -99,6 +103,21 @@ fn for_each_chunk(
         drop(full_rx);
         drop(free_tx);
         result
+    })
+}
+
+/// Pass 1: counts, sums and norms per class, chunk by chunk.
+fn first_pass<T: Copy + Into<f64> + Send + Sync>(
+    features: &Path,
+    read: fn(&mut MatrixReader, usize, &mut Vec<T>) -> Result<usize>,
+    stats: &mut ClassStats,
+    labels: &[usize],
+) -> Result<()> {
+    let threads = rayon::current_num_threads();
+    for_each_chunk(features, read, |rows, start, n| {
+        stats
+            .push_batch_parallel(rows, &labels[start..start + n], threads)
+            .map_err(|e| anyhow::anyhow!("{e}"))
     })
 }
 
@@ -184,19 +203,25 @@ pub fn analyze_files(inp: &AnalyzeFiles) -> Result<Analysis> {
     }
     check_labels(&labels, c, &inp.labels)?;
 
-    drop(reader);
     let mut stats = ClassStats::means_only(c, d);
-    let threads = rayon::current_num_threads();
-    for_each_chunk(&inp.features, |rows, start, n| {
-        stats
-            .push_batch_parallel(rows, &labels[start..start + n], threads)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-    })?;
+    let is_f32 = reader.is_f32();
+    drop(reader);
+    // Pass 1 widens float32 values as it sums them: no f64 copy of the data.
+    if is_f32 {
+        first_pass(
+            &inp.features,
+            MatrixReader::next_chunk_f32,
+            &mut stats,
+            &labels,
+        )?;
+    } else {
+        first_pass(&inp.features, MatrixReader::next_chunk, &mut stats, &labels)?;
+    }
     check_means(&stats, &inp.features)?;
     let head = geometry::build_head(&weights, bias.as_deref(), inp.scale)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut second = SecondPass::new(&stats, head.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for_each_chunk(&inp.features, |rows, start, n| {
+    for_each_chunk(&inp.features, MatrixReader::next_chunk, |rows, start, n| {
         second
             .push_rows(rows, &labels[start..start + n])
             .map_err(|e| anyhow::anyhow!("{e}"))
