@@ -204,6 +204,32 @@ pub fn dcube_weights(classes: usize, dim: usize) -> Result<Matrix> {
     }))
 }
 
+/// Moves a layout that lives on the first `k` axes (orthoplex, d-cube) onto
+/// the orthonormal columns `P` of `random` (`D x k`, Gram-Schmidt):
+/// `w_c <- P w_c[..k]`. Norms and every pairwise cosine are unchanged; the
+/// weights no longer sit on coordinate axes, which a ReLU can switch off
+/// for every sample (see the README's head-zoo findings).
+pub fn embed_in_random_basis(weights: &Matrix, random: &Matrix) -> Result<Matrix> {
+    let (c, d, k) = (weights.rows(), weights.cols(), random.cols());
+    if random.rows() != d {
+        return Err(GeometryError::DimensionMismatch {
+            what: "random matrix rows (D)",
+            expected: d,
+            got: random.rows(),
+        });
+    }
+    if let Some(r) = (0..c).find(|&r| weights.row(r)[k.min(d)..].iter().any(|&v| v != 0.0)) {
+        return Err(GeometryError::InvalidParameter {
+            name: "weights",
+            reason: format!("row {r} has weight beyond the first {k} axes"),
+        });
+    }
+    let p = gram_schmidt_columns(random)?;
+    Ok(Matrix::from_fn(c, d, |r, i| {
+        (0..k).map(|j| p.get(i, j) * weights.get(r, j)).sum()
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +325,29 @@ mod tests {
         }
         assert!(dcube_weights(10, 3).is_err());
         assert_eq!(dcube_weights(2, 1).unwrap().as_slice(), &[-1.0, 1.0]);
+    }
+
+    #[test]
+    fn embedding_in_a_random_basis_keeps_the_gram_matrix_and_leaves_the_axes() {
+        let o = dcube_weights(10, 6).unwrap(); // first 4 axes
+        // Pseudo-random entries (full column rank).
+        let r = Matrix::from_fn(6, 4, |i, j| {
+            ((((i * 4 + j) as f64 + 1.0) * 12.9898).sin() * 43758.5453).fract()
+        });
+        let e = embed_in_random_basis(&o, &r).unwrap();
+        let (g0, g1) = (pairwise_cosines(&o).unwrap(), pairwise_cosines(&e).unwrap());
+        for (a, b) in g0.as_slice().iter().zip(g1.as_slice()) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+        for n in e.row_norms() {
+            assert!((n - 1.0).abs() < 1e-12);
+        }
+        // No coordinate is zero for every class any more (a ReLU could only
+        // silence the layout by silencing all of its directions).
+        for j in 0..6 {
+            assert!((0..10).any(|c| e.get(c, j).abs() > 1e-6), "axis {j} unused");
+        }
+        assert!(embed_in_random_basis(&o, &Matrix::zeros(5, 4)).is_err());
+        assert!(embed_in_random_basis(&o, &Matrix::from_fn(6, 3, |i, j| (i + j) as f64)).is_err());
     }
 }

@@ -9,6 +9,11 @@
 //!   orthonormal D x C (needs D >= C); pairwise cosine -1/(C-1);
 //! - `orthoplex`: ±e_i on the first ceil(C/2) axes (needs D >= ceil(C/2));
 //! - `dcube`: vertices of a hypercube on the first ceil(log2 C) axes.
+//!
+//! `rotate = 1` moves the orthoplex or d-cube from the first axes into a
+//! random orthonormal basis (same Gram matrix). On ReLU features the axis
+//! layout can die: the ReLU zeroes those few coordinates for every sample,
+//! every cosine is 0 and no gradient comes back (measured, README).
 
 use super::{HeadOps, ScaleParam, l2_normalize};
 use crate::geometry::{Matrix, polygon};
@@ -48,6 +53,7 @@ pub fn layout_weights<B: Backend>(
     layout: Layout,
     d: usize,
     c: usize,
+    rotate: bool,
     device: &B::Device,
 ) -> Result<Matrix, String> {
     let err = |e: crate::geometry::GeometryError| e.to_string();
@@ -78,8 +84,25 @@ pub fn layout_weights<B: Backend>(
             ));
             polygon::simplex_etf(c, &r).map_err(err)
         }
-        Layout::Orthoplex => polygon::orthoplex_weights(c, d).map_err(err),
-        Layout::Dcube => polygon::dcube_weights(c, d).map_err(err),
+        Layout::Orthoplex | Layout::Dcube => {
+            // The layout lives on its first k axes: ceil(C/2) or ceil(log2 C).
+            let (w, k) = if layout == Layout::Orthoplex {
+                (polygon::orthoplex_weights(c, d), c.div_ceil(2))
+            } else {
+                let k = c.next_power_of_two().trailing_zeros() as usize;
+                (polygon::dcube_weights(c, d), k)
+            };
+            let w = w.map_err(err)?;
+            if !rotate {
+                return Ok(w);
+            }
+            let r = host(Tensor::<B, 2>::random(
+                [d, k],
+                Distribution::Normal(0.0, 1.0),
+                device,
+            ));
+            polygon::embed_in_random_basis(&w, &r).map_err(err)
+        }
     }
 }
 
@@ -89,10 +112,11 @@ impl<B: Backend> FixedHead<B> {
         layout: Layout,
         d: usize,
         c: usize,
+        rotate: bool,
         scale: ScaleParam<B>,
         device: &B::Device,
     ) -> Result<Self, String> {
-        let w = layout_weights::<B>(layout, d, c, device)?;
+        let w = layout_weights::<B>(layout, d, c, rotate, device)?;
         let data: Vec<f32> = w.as_slice().iter().map(|&v| v as f32).collect();
         let t = Tensor::<B, 1>::from_floats(data.as_slice(), device).reshape([c, d]);
         Ok(Self {

@@ -103,6 +103,11 @@ pub type ParamDoc = (&'static str, f64, &'static str);
 
 const SCALE_16: ParamDoc = ("s", 16.0, "logit scale");
 const LEARN_SCALE: ParamDoc = ("learn_scale", 0.0, "1: learn s (initialised at s)");
+const ROTATE: ParamDoc = (
+    "rotate",
+    0.0,
+    "1: embed the layout in a random orthonormal basis instead of the first axes (same Gram matrix)",
+);
 
 impl HeadKind {
     /// Every head, in `heads list` order.
@@ -229,9 +234,8 @@ impl HeadKind {
                 ("center_weight", 0.01, "weight lambda of the center term"),
                 ("center_lr", 0.5, "learning rate alpha of the centers"),
             ],
-            Self::Polygon | Self::Simplex | Self::Orthoplex | Self::Dcube => {
-                &[SCALE_16, LEARN_SCALE]
-            }
+            Self::Polygon | Self::Simplex => &[SCALE_16, LEARN_SCALE],
+            Self::Orthoplex | Self::Dcube => &[SCALE_16, LEARN_SCALE, ROTATE],
             Self::Symmetrical => &[
                 SCALE_16,
                 (
@@ -307,7 +311,13 @@ impl HeadSpec {
         if out.contains_key("s") {
             in_range(&out, "s", 0.0, 1e4, true, "a scale in (0, 10000)")?;
         }
-        for k in ["easy_margin", "detach_margin", "learn_scale", "anneal"] {
+        for k in [
+            "easy_margin",
+            "detach_margin",
+            "learn_scale",
+            "anneal",
+            "rotate",
+        ] {
             if out.contains_key(k) {
                 flag(&out, k)?;
             }
@@ -437,10 +447,12 @@ impl HeadSpec {
                     HeadKind::Orthoplex => Layout::Orthoplex,
                     _ => Layout::Dcube,
                 };
+                let rotate = p.contains_key("rotate") && flag(&p, "rotate")?;
                 Head::Fixed(FixedHead::new(
                     layout,
                     d,
                     c,
+                    rotate,
                     ScaleParam::new(s, learn, device),
                     device,
                 )?)

@@ -453,6 +453,36 @@ fn fixed_classifiers_have_their_closed_form_gram_matrices() {
 }
 
 #[test]
+fn rotated_orthoplex_and_dcube_keep_their_gram_matrix_off_the_axes() {
+    let (d, c) = (12, 6);
+    let dev = Default::default();
+    let weights = |kind: HeadKind, rotate: f64| {
+        rows(
+            spec(kind, &[("rotate", rotate)])
+                .init::<B>(d, c, &dev)
+                .unwrap()
+                .class_weights(),
+        )
+    };
+    for kind in [HeadKind::Orthoplex, HeadKind::Dcube] {
+        let (axes, rotated) = (weights(kind, 0.0), weights(kind, 1.0));
+        for j in 0..c {
+            for k in 0..c {
+                let (a, b) = (cosine(&axes[j], &axes[k]), cosine(&rotated[j], &rotated[k]));
+                assert!((a - b).abs() < 1e-5, "{kind:?} [{j},{k}] {a} vs {b}");
+            }
+        }
+        let used = |w: &[Vec<f64>]| (0..d).filter(|&i| w.iter().any(|r| r[i] != 0.0)).count();
+        assert!(
+            used(&axes) <= 3,
+            "{kind:?} axis layout uses {} axes",
+            used(&axes)
+        );
+        assert_eq!(used(&rotated), d, "{kind:?} rotated layout");
+    }
+}
+
+#[test]
 fn fixed_weights_receive_no_update() {
     use burn::optim::{GradientsParams, Optimizer, SgdConfig};
     let dev = Default::default();
