@@ -5,11 +5,13 @@
 //! classification layer works on. Legend: `B` batch, `Ch` image channels,
 //! `D` feature dimension.
 
+mod batch_norm;
 mod cnn;
 mod lenet;
 mod mlp;
 mod resnet;
 
+pub use batch_norm::BatchNorm2d;
 pub use cnn::{Cnn, CnnConfig};
 pub use lenet::{LeNetPP, LeNetPPConfig};
 pub use mlp::{Mlp, MlpConfig};

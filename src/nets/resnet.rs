@@ -8,8 +8,9 @@
 //! parameter. Convolutions have no bias and use Kaiming-normal (fan-in, gain
 //! sqrt 2) initialisation, as in the widely used PyTorch CIFAR ResNet code.
 
+use super::BatchNorm2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
+use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
@@ -38,9 +39,9 @@ fn conv3x3<B: Backend>(cin: usize, cout: usize, stride: usize, device: &B::Devic
 #[derive(Module, Debug)]
 struct BasicBlock<B: Backend> {
     conv1: Conv2d<B>,
-    bn1: BatchNorm<B>,
+    bn1: BatchNorm2d<B>,
     conv2: Conv2d<B>,
-    bn2: BatchNorm<B>,
+    bn2: BatchNorm2d<B>,
     stride: usize,
     pad_channels: usize,
 }
@@ -49,9 +50,9 @@ impl<B: Backend> BasicBlock<B> {
     fn new(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Self {
         Self {
             conv1: conv3x3(cin, cout, stride, device),
-            bn1: BatchNormConfig::new(cout).init(device),
+            bn1: BatchNorm2d::new(cout, device),
             conv2: conv3x3(cout, cout, 1, device),
-            bn2: BatchNormConfig::new(cout).init(device),
+            bn2: BatchNorm2d::new(cout, device),
             stride,
             pad_channels: (cout - cin) / 2,
         }
@@ -91,7 +92,7 @@ impl<B: Backend> BasicBlock<B> {
 #[derive(Module, Debug)]
 pub struct ResNet<B: Backend> {
     conv: Conv2d<B>,
-    bn: BatchNorm<B>,
+    bn: BatchNorm2d<B>,
     blocks: Vec<BasicBlock<B>>,
 }
 
@@ -109,7 +110,7 @@ impl ResNetConfig {
         }
         ResNet {
             conv: conv3x3(self.channels, 16, 1, device),
-            bn: BatchNormConfig::new(16).init(device),
+            bn: BatchNorm2d::new(16, device),
             blocks,
         }
     }
