@@ -39,6 +39,8 @@ impl BenchModel {
 pub struct BenchJob {
     /// Model.
     pub model: BenchModel,
+    /// Head (`None`: the model's own, softmax for the CNN, symmetrical for ResNet-20).
+    pub head: Option<HeadKind>,
     /// Batch size.
     pub batch: usize,
     /// Timed steps.
@@ -83,7 +85,7 @@ impl BackendJob for BenchJob {
             ),
         };
         let head = HeadSpec {
-            kind: head,
+            kind: self.head.unwrap_or(head),
             params: Default::default(),
         }
         .init::<B>(spec.feature_dim(), 10, &device)

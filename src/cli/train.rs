@@ -2,6 +2,7 @@
 
 use crate::backend::{DeviceChoice, run_on, set_threads};
 use crate::bench::{BenchJob, BenchModel};
+use crate::heads::HeadKind;
 use crate::train::TrainConfig;
 use anyhow::{Result, bail};
 use clap::Args;
@@ -188,7 +189,7 @@ pub(super) fn train(args: TrainArgs) -> Result<ExitCode> {
 #[derive(Debug, Args)]
 #[command(allow_negative_numbers = true)]
 pub struct BenchArgs {
-    /// Model: cnn (1x28x28, softmax head) or resnet20 (3x32x32, symmetrical head).
+    /// Model: cnn (1x28x28, softmax head by default) or resnet20 (3x32x32, symmetrical head by default).
     #[arg(long, default_value = "cnn")]
     model: String,
     /// Batch size.
@@ -206,6 +207,9 @@ pub struct BenchArgs {
     /// Device: cpu, cuda, cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Head: softmax or symmetrical (default: the model's, as in the PyTorch peer).
+    #[arg(long)]
+    head: Option<String>,
 }
 
 pub(super) fn bench(args: BenchArgs) -> Result<ExitCode> {
@@ -215,12 +219,19 @@ pub(super) fn bench(args: BenchArgs) -> Result<ExitCode> {
     if args.batch == 0 || args.steps == 0 {
         bail!("--batch and --steps must be at least 1");
     }
+    let head = match args.head.as_deref() {
+        None => None,
+        Some("softmax") => Some(HeadKind::Softmax),
+        Some("symmetrical") => Some(HeadKind::Symmetrical),
+        Some(other) => bail!("--head {other:?}: expected softmax or symmetrical"),
+    };
     let device = DeviceChoice::parse(&args.device)?;
     set_threads(args.threads);
     let r = run_on(
         device,
         BenchJob {
             model,
+            head,
             batch: args.batch,
             steps: args.steps,
             warmup: args.warmup,
