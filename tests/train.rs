@@ -211,3 +211,57 @@ fn fashion_mnist_subset_trains_the_reference_cnn() {
     let acc = h.last().unwrap().test_acc;
     assert!(acc > 0.75, "test accuracy {acc} after 300 steps");
 }
+
+/// CIFAR-10 binary batches of `per_batch` records each: class `c` is a
+/// fixed random image plus noise (easy without augmentation).
+fn write_synthetic_cifar10(dir: &Path, per_batch: usize, test: usize) {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let templates: Vec<Vec<u8>> = (0..10)
+        .map(|_| (0..3072).map(|_| (next() % 256) as u8).collect())
+        .collect();
+    let mut batch = |name: &str, n: usize| {
+        let mut bytes = Vec::with_capacity(n * 3073);
+        for _ in 0..n {
+            let c = (next() % 10) as usize;
+            bytes.push(c as u8);
+            for &t in &templates[c] {
+                let noise = (next() % 81) as i32 - 40;
+                bytes.push((t as i32 + noise).clamp(0, 255) as u8);
+            }
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    for i in 1..=5 {
+        batch(&format!("data_batch_{i}.bin"), per_batch);
+    }
+    batch("test_batch.bin", test);
+}
+
+#[test]
+fn resnet20_learns_synthetic_cifar_and_evaluates_with_running_statistics() {
+    // Test accuracy comes from evaluation mode (BatchNorm2d's running
+    // statistics), so it also checks that those are kept and used.
+    let dir = tempfile::tempdir().unwrap();
+    write_synthetic_cifar10(dir.path(), 120, 200);
+    let out = dir.path().join("run");
+    let cfg = TrainConfig {
+        dataset: "cifar10".into(),
+        net: "resnet20".into(),
+        augment: Some(false),
+        epochs: 2,
+        ..tiny_config(dir.path(), &out, "softmax")
+    };
+    let h = train(&cfg.check().unwrap(), false).unwrap().history;
+    let last = h.last().unwrap();
+    assert!(
+        last.test_acc > 0.5,
+        "test accuracy {} (chance 0.1): {h:?}",
+        last.test_acc
+    );
+}
