@@ -123,21 +123,7 @@ impl Float {
     /// values, in 4- or 8-byte words) into `dst`.
     fn decode(self, raw: &[u64], dst: &mut [f64]) {
         match self {
-            Float::F32 { big_endian } => {
-                // SAFETY: u64 -> u32 view of the same bytes: u32 has no
-                // invalid bit patterns and a smaller alignment.
-                let words: &[u32] = unsafe {
-                    std::slice::from_raw_parts(raw.as_ptr().cast::<u32>(), raw.len() * 2)
-                };
-                for (o, &w) in dst.iter_mut().zip(words) {
-                    let bits = if big_endian {
-                        u32::from_be(w)
-                    } else {
-                        u32::from_le(w)
-                    };
-                    *o = f64::from(f32::from_bits(bits));
-                }
-            }
+            Float::F32 { big_endian } => decode_f32(raw, big_endian, dst),
             Float::F64 { big_endian } => {
                 for (o, &w) in dst.iter_mut().zip(raw) {
                     let bits = if big_endian {
@@ -149,6 +135,23 @@ impl Float {
                 }
             }
         }
+    }
+}
+
+/// Decodes float32 words (the first `dst.len()` of `raw`'s bytes, 4 per
+/// value) into `dst`, widened to `T` (f64) or kept (f32).
+fn decode_f32<T: From<f32>>(raw: &[u64], big_endian: bool, dst: &mut [T]) {
+    // SAFETY: u64 -> u32 view of the same bytes: u32 has no invalid bit
+    // patterns and a smaller alignment.
+    let words: &[u32] =
+        unsafe { std::slice::from_raw_parts(raw.as_ptr().cast::<u32>(), raw.len() * 2) };
+    for (o, &w) in dst.iter_mut().zip(words) {
+        let bits = if big_endian {
+            u32::from_be(w)
+        } else {
+            u32::from_le(w)
+        };
+        *o = T::from(f32::from_bits(bits));
     }
 }
 
@@ -257,17 +260,7 @@ impl MatrixReader {
         };
         let n = self.read_raw(max_rows)?;
         out.resize(n * self.cols, 0.0);
-        // SAFETY: u64 -> u32 view of the same bytes, as in `Float::decode`.
-        let words: &[u32] =
-            unsafe { std::slice::from_raw_parts(self.raw.as_ptr().cast::<u32>(), out.len()) };
-        for (o, &w) in out.iter_mut().zip(words) {
-            let bits = if big_endian {
-                u32::from_be(w)
-            } else {
-                u32::from_le(w)
-            };
-            *o = f32::from_bits(bits);
-        }
+        decode_f32(&self.raw, big_endian, out);
         self.finish_chunk(out, n)
     }
 

@@ -153,12 +153,22 @@ pub fn simplex_etf(classes: usize, random: &Matrix) -> Result<Matrix> {
     }))
 }
 
+/// Axes the orthoplex of `classes` vertices uses: `ceil(C/2)`.
+pub fn orthoplex_axes(classes: usize) -> usize {
+    classes.div_ceil(2)
+}
+
+/// Axes the d-cube of `classes` vertices uses: `ceil(log2 C)` (0 for C <= 1).
+pub fn dcube_axes(classes: usize) -> usize {
+    classes.next_power_of_two().trailing_zeros() as usize
+}
+
 /// Orthoplex (cross-polytope) weights of RePoNet: with `m = ceil(C/2)`,
 /// `w_{2i} = e_i` and `w_{2i+1} = -e_i` for `i < m` (first `m` coordinates
 /// of R^D, `e_i` the unit basis). Needs `D >= ceil(C/2)`. Unit rows;
 /// zero sum for even C.
 pub fn orthoplex_weights(classes: usize, dim: usize) -> Result<Matrix> {
-    let m = classes.div_ceil(2);
+    let m = orthoplex_axes(classes);
     if dim < m {
         return Err(GeometryError::InvalidParameter {
             name: "dim",
@@ -185,7 +195,7 @@ pub fn dcube_weights(classes: usize, dim: usize) -> Result<Matrix> {
             reason: "d-cube needs C >= 2".into(),
         });
     }
-    let m = (usize::BITS - (classes - 1).leading_zeros()) as usize;
+    let m = dcube_axes(classes);
     if dim < m {
         return Err(GeometryError::InvalidParameter {
             name: "dim",

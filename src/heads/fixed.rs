@@ -85,12 +85,10 @@ pub fn layout_weights<B: Backend>(
             polygon::simplex_etf(c, &r).map_err(err)
         }
         Layout::Orthoplex | Layout::Dcube => {
-            // The layout lives on its first k axes: ceil(C/2) or ceil(log2 C).
             let (w, k) = if layout == Layout::Orthoplex {
-                (polygon::orthoplex_weights(c, d), c.div_ceil(2))
+                (polygon::orthoplex_weights(c, d), polygon::orthoplex_axes(c))
             } else {
-                let k = c.next_power_of_two().trailing_zeros() as usize;
-                (polygon::dcube_weights(c, d), k)
+                (polygon::dcube_weights(c, d), polygon::dcube_axes(c))
             };
             let w = w.map_err(err)?;
             if !rotate {
