@@ -12,7 +12,8 @@
 #   over C, X_i = centers_{y_i} + 2 randn(D) (float32, written in chunks
 #   with open_memmap), W = centers + 0.3 randn (float32), linear head, no
 #   bias. X_q.npy / y_q.npy hold the first N/4 rows for the memory check.
-# Runs (each under /usr/bin/time): symfeat at N and N/4, numpy (mmap reads)
+# Runs (each under /usr/bin/time): symfeat at N and N/4 (default mixed-precision
+# products, then --precision f64), numpy (mmap reads)
 # at N and N/4, and unless --no-stream numpy with --read stream at N and N/4
 # (mmap'd file pages count in RSS; stream mode shows the RSS of the numpy
 # computation itself). numpy uses OpenBLAS with its default thread count.
@@ -94,9 +95,11 @@ timed() { # timed NAME CMD... : runs under /usr/bin/time, stdout to $DIR/NAME.ou
 PY=("$PYTHON" "$HERE/numpy_geometry.py" --quiet)
 timed symfeat_n   "$SYMFEAT" analyze --features "$DIR/X.npy"   --labels "$DIR/y.npy"   --weights "$DIR/W.npy" --json "$DIR/symfeat_n.json"
 timed symfeat_q   "$SYMFEAT" analyze --features "$DIR/X_q.npy" --labels "$DIR/y_q.npy" --weights "$DIR/W.npy" --json "$DIR/symfeat_q.json"
+timed symfeat_f64_n "$SYMFEAT" analyze --precision f64 --features "$DIR/X.npy"   --labels "$DIR/y.npy"   --weights "$DIR/W.npy" --json "$DIR/symfeat_f64_n.json"
+timed symfeat_f64_q "$SYMFEAT" analyze --precision f64 --features "$DIR/X_q.npy" --labels "$DIR/y_q.npy" --weights "$DIR/W.npy" --json "$DIR/symfeat_f64_q.json"
 timed numpy_n     "${PY[@]}" --features "$DIR/X.npy"   --labels "$DIR/y.npy"   --weights "$DIR/W.npy" --json "$DIR/numpy_n.json"
 timed numpy_q     "${PY[@]}" --features "$DIR/X_q.npy" --labels "$DIR/y_q.npy" --weights "$DIR/W.npy" --json "$DIR/numpy_q.json"
-RUNS=(symfeat_n symfeat_q numpy_n numpy_q)
+RUNS=(symfeat_n symfeat_q symfeat_f64_n symfeat_f64_q numpy_n numpy_q)
 if [[ $STREAM == 1 ]]; then
     timed numpy_stream_n "${PY[@]}" --read stream --features "$DIR/X.npy"   --labels "$DIR/y.npy"   --weights "$DIR/W.npy" --json "$DIR/numpy_stream_n.json"
     timed numpy_stream_q "${PY[@]}" --read stream --features "$DIR/X_q.npy" --labels "$DIR/y_q.npy" --weights "$DIR/W.npy" --json "$DIR/numpy_stream_q.json"
@@ -122,7 +125,10 @@ for r in runs:
         f"{json.load(open(f'{out}/{r}.json'))['timings']['total_s']:.2f}"
     print(f"{r[:-2]:<16} {rows:>9} {t[r][0]:>9.2f} {t[r][1]:>12.1f} {ratio:>16} {inner:>12}")
 print("(seconds, RSS: /usr/bin/time of the whole process; in-script s: numpy's two passes and\n"
-      " metrics without interpreter start-up and imports)")
+      " metrics without interpreter start-up and imports; symfeat: default mixed-precision\n"
+      " products, symfeat_f64: --precision f64)")
+for tool in ("symfeat", "symfeat_f64"):
+    print(f"speed ratio numpy / {tool} at N: {t['numpy_n'][0] / t[tool + '_n'][0]:.2f}x")
 for tool in sorted({r[:-2] for r in runs}):
     q, f = t[tool + "_q"][1], t[tool + "_n"][1]
     print(f"RSS {tool}: N/4 {q:.1f} MiB -> N {f:.1f} MiB (x{f / q:.2f} for x4 rows)")
@@ -152,6 +158,16 @@ for suffix, rows in (("_n", n), ("_q", nq)):
         per = max(abs(x["angle_w_mean_deg"] - y["angle_w_mean_deg"])
                   for x, y in zip(sf["classes"], npj["classes"]))
         print(f"       max |per-class angle_w_mean_deg diff| {per:.3g} deg")
+for suffix, rows in (("_n", n), ("_q", nq)):
+    a = json.load(open(f"{out}/symfeat{suffix}.json"))
+    b = json.load(open(f"{out}/symfeat_f64{suffix}.json"))
+    rel = abs(a["nc"]["nc1"] - b["nc"]["nc1"]) / abs(b["nc"]["nc1"])
+    same = a["nc"]["nc4"] == b["nc"]["nc4"] and \
+        [c["compactness_deg"] for c in a["classes"]] == [c["compactness_deg"] for c in b["classes"]]
+    print(f"\nmixed vs f64 products at {rows} rows: NC1 rel. diff {rel:.2e}, "
+          f"NC4 and compactness {'identical' if same else 'DIFFERENT'}, "
+          f"{a['second_pass']['rechecked_f64']} samples' decisions recomputed in f64")
+    bad += not same
 print("\nall checked quantities agree" if bad == 0 else f"\n{bad} DIFF(s)")
 sys.exit(1 if bad else 0)
 EOF

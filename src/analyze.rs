@@ -1,11 +1,17 @@
 //! `symfeat analyze` as a library: features, labels and class weights (from
 //! NPY files or from memory) -> the geometry report of field notes §4.
 //!
-//! Files are streamed twice in row chunks (statistics, then compactness and
-//! NC4), so memory does not grow with the number of samples.
+//! The features are streamed twice in blocks of rows (statistics, then
+//! compactness, NC1 and NC4), so memory does not grow with the number of
+//! samples. A little-endian float32 file is mapped and read in place, each
+//! block's pages dropped from the process after use (the file must not be
+//! truncated or rewritten meanwhile: as with numpy's memmap, that ends the
+//! process with SIGBUS); other files are read chunk by chunk by a reader
+//! thread. The second pass's products run in [`Precision::Mixed`] by
+//! default (see `geometry::analysis::mixed`).
 
-use crate::geometry::{self, Analysis, ClassStats, Matrix, SecondPass};
-use crate::npy::{MatrixReader, read_labels, read_vector};
+use crate::geometry::{self, Analysis, ClassStats, Matrix, Precision, SecondPass};
+use crate::npy::{MappedF32, MatrixReader, read_labels, read_vector};
 use anyhow::{Context, Result, bail};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,6 +29,8 @@ pub struct AnalyzeFiles {
     pub bias: Option<PathBuf>,
     /// Scale s of a cosine head (NormFace, symmetrical layer...).
     pub scale: Option<f64>,
+    /// Arithmetic of the second pass's products ([`Precision`]).
+    pub precision: Precision,
 }
 
 const CHUNK_ROWS: usize = 8192;
@@ -106,19 +114,90 @@ fn for_each_chunk<T: Send>(
     })
 }
 
-/// Pass 1: counts, sums and norms per class, chunk by chunk.
-fn first_pass<T: Copy + Into<f64> + Send + Sync>(
-    features: &Path,
-    read: fn(&mut MatrixReader, usize, &mut Vec<T>) -> Result<usize>,
-    stats: &mut ClassStats,
-    labels: &[usize],
-) -> Result<()> {
-    let threads = rayon::current_num_threads();
-    for_each_chunk(features, read, |rows, start, n| {
-        stats
-            .push_batch_parallel(rows, &labels[start..start + n], threads)
+/// A consumer of feature blocks (rows, index of the first row, row count),
+/// for either element type.
+trait Blocks {
+    fn push<T: Copy + Into<f64> + Send + Sync>(
+        &mut self,
+        rows: &[T],
+        start: usize,
+        n: usize,
+    ) -> Result<()>;
+}
+
+/// Pass 1: counts, sums and norms per class.
+struct Pass1<'a> {
+    stats: &'a mut ClassStats,
+    labels: &'a [usize],
+    threads: usize,
+}
+
+impl Blocks for Pass1<'_> {
+    fn push<T: Copy + Into<f64> + Send + Sync>(
+        &mut self,
+        rows: &[T],
+        start: usize,
+        n: usize,
+    ) -> Result<()> {
+        self.stats
+            .push_batch_parallel(rows, &self.labels[start..start + n], self.threads)
             .map_err(|e| anyhow::anyhow!("{e}"))
-    })
+    }
+}
+
+/// Pass 2: compactness, NC1 and NC4 ([`SecondPass::push_mixed`], which is
+/// `push_batch` for a pass in f64).
+struct Pass2<'a, 'h> {
+    second: &'a mut SecondPass<'h>,
+    labels: &'a [usize],
+}
+
+impl Blocks for Pass2<'_, '_> {
+    fn push<T: Copy + Into<f64> + Send + Sync>(
+        &mut self,
+        rows: &[T],
+        start: usize,
+        n: usize,
+    ) -> Result<()> {
+        self.second
+            .push_mixed(rows, &self.labels[start..start + n])
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+/// Feeds the whole features file to `sink` in blocks of `CHUNK_ROWS` rows:
+/// in place from `mapped` (checking finiteness when `check`; the chunked
+/// reader always does), else read chunk by chunk, float32 values kept
+/// narrow (no f64 copy of the data).
+fn stream(
+    features: &Path,
+    mapped: Option<&MappedF32>,
+    is_f32: bool,
+    check: bool,
+    sink: &mut impl Blocks,
+) -> Result<()> {
+    match mapped {
+        Some(m) => {
+            let d = m.cols().max(1);
+            for (i, rows) in m.values().chunks(CHUNK_ROWS * d).enumerate() {
+                let start = i * CHUNK_ROWS;
+                m.populate(start..start + rows.len() / d);
+                if check {
+                    m.check_finite(rows, start)?;
+                }
+                let n = rows.len() / d;
+                sink.push(rows, start, n)?;
+                m.release(start..start + n);
+            }
+            Ok(())
+        }
+        None if is_f32 => for_each_chunk(features, MatrixReader::next_chunk_f32, |r, s, n| {
+            sink.push(r, s, n)
+        }),
+        None => for_each_chunk(features, MatrixReader::next_chunk, |r, s, n| {
+            sink.push(r, s, n)
+        }),
+    }
 }
 
 /// The class means must allow the analysis: none zero (angles to it are
@@ -205,27 +284,26 @@ pub fn analyze_files(inp: &AnalyzeFiles) -> Result<Analysis> {
 
     let mut stats = ClassStats::means_only(c, d);
     let is_f32 = reader.is_f32();
+    // float32 little-endian data is read in place; other files in chunks.
+    let mapped = reader.map_f32()?;
     drop(reader);
-    // Pass 1 widens float32 values as it sums them: no f64 copy of the data.
-    if is_f32 {
-        first_pass(
-            &inp.features,
-            MatrixReader::next_chunk_f32,
-            &mut stats,
-            &labels,
-        )?;
-    } else {
-        first_pass(&inp.features, MatrixReader::next_chunk, &mut stats, &labels)?;
-    }
+    let mut pass1 = Pass1 {
+        stats: &mut stats,
+        labels: &labels,
+        threads: rayon::current_num_threads(),
+    };
+    stream(&inp.features, mapped.as_ref(), is_f32, true, &mut pass1)?;
     check_means(&stats, &inp.features)?;
     let head = geometry::build_head(&weights, bias.as_deref(), inp.scale)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut second = SecondPass::new(&stats, head.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for_each_chunk(&inp.features, MatrixReader::next_chunk, |rows, start, n| {
-        second
-            .push_rows(rows, &labels[start..start + n])
-            .map_err(|e| anyhow::anyhow!("{e}"))
-    })?;
+    let mut second = SecondPass::with_precision(&stats, head.as_ref(), inp.precision)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut pass2 = Pass2 {
+        second: &mut second,
+        labels: &labels,
+    };
+    // Pass 1 has checked every value.
+    stream(&inp.features, mapped.as_ref(), is_f32, false, &mut pass2)?;
     geometry::analyze(&stats, &weights, bias.as_deref(), inp.scale, Some(&second))
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| {
@@ -311,5 +389,12 @@ pub fn format_table(a: &Analysis) -> String {
         a.separation_pair.0,
         a.separation_pair.1
     );
+    if let Some(p) = &a.second_pass {
+        let _ = writeln!(
+            s,
+            "second pass: {} products; {} samples' decisions recomputed in f64",
+            p.precision, p.rechecked_f64
+        );
+    }
     s
 }

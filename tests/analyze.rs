@@ -294,3 +294,97 @@ fn landscape_of_a_polygon_head_peaks_at_p_max_on_its_weight() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--class 10"));
 }
+
+/// An NPY v1 file of `rows x cols` values with dtype `descr` from raw
+/// data bytes.
+fn raw_npy(p: &Path, descr: &str, rows: usize, cols: usize, data: &[u8]) {
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    std::fs::write(p, bytes).unwrap();
+}
+
+/// One data set as float32 little-endian (read in place), float32
+/// big-endian and float64 (read in chunks), analysed with mixed-precision
+/// products, and once with f64 products: the same NC4 and compactness,
+/// NC1 within 1e-6. N crosses the 8,192-row chunks.
+#[test]
+fn precisions_and_file_layouts_agree() {
+    let (n, d, c) = (20_000, 12, 5);
+    let mut s = 3u64;
+    let mut rnd = move || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    };
+    let centres: Vec<f64> = (0..c * d).map(|_| 10.0 + 2.0 * rnd()).collect();
+    let y: Vec<i64> = (0..n).map(|i| ((i * 31 + i / 7) % c) as i64).collect();
+    let x: Vec<f32> = (0..n * d)
+        .map(|i| (centres[y[i / d] as usize * d + i % d] + 3.0 * rnd()) as f32)
+        .collect();
+    let w = Array2::from_shape_fn((c, d), |(k, j)| (centres[k * d + j] - 10.0 + rnd()) as f32);
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    write_npy(path("y.npy"), &Array1::from(y)).unwrap();
+    write_npy(path("w.npy"), &w).unwrap();
+    let le: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let be: Vec<u8> = x.iter().flat_map(|v| v.to_be_bytes()).collect();
+    let f64s: Vec<u8> = x.iter().flat_map(|&v| (v as f64).to_le_bytes()).collect();
+    raw_npy(&path("le.npy"), "<f4", n, d, &le);
+    raw_npy(&path("be.npy"), ">f4", n, d, &be);
+    raw_npy(&path("f64.npy"), "<f8", n, d, &f64s);
+    let analyse = |features: &str, precision: &str| -> serde_json::Value {
+        let json = path(&format!("{features}-{precision}.json"));
+        let f = Files {
+            _dir: tempfile::tempdir().unwrap(),
+            features: path(features),
+            labels: path("y.npy"),
+            weights: path("w.npy"),
+        };
+        let out = run(
+            &f,
+            &["--precision", precision, "--json", json.to_str().unwrap()],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+    };
+    let exact = analyse("le.npy", "f64");
+    assert_eq!(exact["second_pass"]["precision"], "f64");
+    let nc4 = exact["nc"]["nc4"].as_f64().unwrap();
+    assert!(
+        nc4 > 0.001,
+        "the data should have NC4 mismatches, got {nc4}"
+    );
+    let nc1 = exact["nc"]["nc1"].as_f64().unwrap();
+    for features in ["le.npy", "be.npy", "f64.npy"] {
+        let a = analyse(features, "mixed");
+        assert_eq!(a["second_pass"]["precision"], "mixed", "{features}");
+        assert_eq!(a["nc"]["nc4"].as_f64(), Some(nc4), "{features}");
+        let got = a["nc"]["nc1"].as_f64().unwrap();
+        assert!(
+            (got - nc1).abs() <= 1e-6 * nc1,
+            "{features}: NC1 {got} vs {nc1}"
+        );
+        for (p, q) in a["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(exact["classes"].as_array().unwrap())
+        {
+            assert_eq!(p["compactness_deg"], q["compactness_deg"], "{features}");
+            assert_eq!(p["angle_w_mean_deg"], q["angle_w_mean_deg"], "{features}");
+        }
+    }
+}

@@ -1,8 +1,9 @@
 //! `symfeat analyze`: arguments -> [`crate::analyze`] -> table and JSON.
 
 use crate::analyze::{AnalyzeFiles, analyze_files, format_table};
+use crate::geometry::Precision;
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,6 +29,19 @@ pub struct AnalyzeArgs {
     /// Write the full report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Arithmetic of the second pass's products: `mixed` forms them in f32
+    /// on centred samples and recomputes in f64 every head prediction or
+    /// nearest-mean decision its error bound cannot settle (NC4 and the
+    /// angles as in f64; NC1 to about 1e-6 relative); `f64` throughout.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Mixed)]
+    precision: PrecisionArg,
+}
+
+/// `--precision` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PrecisionArg {
+    Mixed,
+    F64,
 }
 
 pub(super) fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
@@ -37,6 +51,10 @@ pub(super) fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         weights: args.weights,
         bias: args.bias,
         scale: args.scale,
+        precision: match args.precision {
+            PrecisionArg::Mixed => Precision::Mixed,
+            PrecisionArg::F64 => Precision::F64,
+        },
     })?;
     print!("{}", format_table(&a));
     if let Some(p) = args.json {

@@ -19,6 +19,9 @@ use super::linalg::{Layout, dot, gemm, gemm_into, gemm_rows, gemm_strided, sym_e
 use super::linalg::Matrix;
 use super::stats::ClassStats;
 
+mod mixed;
+pub use mixed::Precision;
+
 /// Which head the weights belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum HeadKind {
@@ -98,10 +101,44 @@ pub struct SecondPass<'h> {
     count: u64,
     compactness: Compactness,
     nc4: Nc4,
+    /// Tables of the mixed-precision products (None: f64 products).
+    mixed: Option<mixed::Mixed>,
 }
 
 impl<'h> SecondPass<'h> {
-    /// Starts a second pass with the class means of `stats` and `head`.
+    /// Starts a second pass with the class means of `stats` and `head`
+    /// whose products run in `precision` (for
+    /// [`push_mixed`](Self::push_mixed); [`Precision::Mixed`] needs a head
+    /// with a linear decision rule, else the pass uses f64).
+    pub fn with_precision(
+        stats: &ClassStats,
+        head: &'h dyn HeadLogits,
+        precision: Precision,
+    ) -> Result<Self> {
+        let mut pass = Self::new(stats, head)?;
+        if precision == Precision::Mixed && pass.has_rule {
+            pass.mixed = Some(mixed::Mixed::new(&pass));
+        }
+        Ok(pass)
+    }
+
+    /// The precision of the products.
+    pub fn precision(&self) -> Precision {
+        if self.mixed.is_some() {
+            Precision::Mixed
+        } else {
+            Precision::F64
+        }
+    }
+
+    /// Samples whose decisions (head prediction, nearest class mean) the
+    /// f32 error bound could not settle and that were recomputed in f64.
+    pub fn rechecked(&self) -> u64 {
+        self.mixed.as_ref().map_or(0, mixed::Mixed::rechecked)
+    }
+
+    /// Starts a second pass with the class means of `stats` and `head`
+    /// (f64 products).
     pub fn new(stats: &ClassStats, head: &'h dyn HeadLogits) -> Result<Self> {
         let means = stats.class_means()?;
         check_dim("head classes", means.rows(), head.num_classes())?;
@@ -155,6 +192,7 @@ impl<'h> SecondPass<'h> {
             count: 0,
             compactness: Compactness::new(means.clone()),
             nc4: Nc4::new(means),
+            mixed: None,
         })
     }
 
@@ -382,6 +420,18 @@ pub struct Analysis {
     pub separation_pair: (usize, usize),
     /// Mean angle of all samples to their class mean (second pass).
     pub compactness_mean_deg: Option<f64>,
+    /// How the second pass computed its products (None without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub second_pass: Option<SecondPassInfo>,
+}
+
+/// Arithmetic of the second pass, in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecondPassInfo {
+    /// Precision of the products.
+    pub precision: Precision,
+    /// Samples whose decisions were recomputed in f64 (mixed precision).
+    pub rechecked_f64: u64,
 }
 
 /// Analyses weights `W` (C x D) against one-pass statistics (field notes
@@ -464,6 +514,10 @@ pub fn analyze(
         separation_deg: sep.min_deg,
         separation_pair: sep.pair,
         compactness_mean_deg: second.map(|s| s.compactness().overall_mean_deg()),
+        second_pass: second.map(|s| SecondPassInfo {
+            precision: s.precision(),
+            rechecked_f64: s.rechecked(),
+        }),
     })
 }
 

@@ -119,6 +119,11 @@ impl Compactness {
         }
     }
 
+    /// The class means `mu_c` it measures against.
+    pub fn means(&self) -> &Matrix {
+        &self.means
+    }
+
     /// Adds a batch of features (row-major N x D, f32 or f64) with labels.
     pub fn push_batch<T: Copy + Into<f64>>(
         &mut self,
@@ -139,16 +144,39 @@ impl Compactness {
         }
         // Angles in parallel (D work each), then a serial fold.
         use rayon::prelude::*;
-        let unit = &self.unit;
         let angles: Vec<f64> = labels
             .par_iter()
             .enumerate()
             .with_min_len(1024)
-            .map(|(i, &y)| angle_to_unit(&features[i * d..(i + 1) * d], unit.row(y)).to_degrees())
+            .map(|(i, &y)| self.angle_deg(&features[i * d..(i + 1) * d], y))
             .collect();
-        for (i, (&y, &a)) in labels.iter().zip(&angles).enumerate() {
+        self.push_angles(features, labels, &angles)
+    }
+
+    /// Angle in degrees of `x` (D values) to the mean of class `class < C`
+    /// (NaN when `x` or the mean is zero, or `x` is not finite).
+    pub fn angle_deg(&self, x: &[f64], class: usize) -> f64 {
+        angle_to_unit(x, self.unit.row(class)).to_degrees()
+    }
+
+    /// Adds angles computed elsewhere with [`angle_deg`](Self::angle_deg):
+    /// `angles[i]` of sample `i` (row `i` of `features`, label `labels[i]`,
+    /// both checked by the caller). A NaN angle is a skipped sample (zero
+    /// vector or zero mean), or an error when the sample is not finite.
+    pub fn push_angles<T: Copy + Into<f64>>(
+        &mut self,
+        features: &[T],
+        labels: &[usize],
+        angles: &[f64],
+    ) -> Result<()> {
+        let d = self.means.cols();
+        check_dim("angles", labels.len(), angles.len())?;
+        for (i, (&y, &a)) in labels.iter().zip(angles).enumerate() {
             if a.is_nan() {
-                if features[i * d..(i + 1) * d].iter().any(|v| !v.is_finite()) {
+                if features[i * d..(i + 1) * d]
+                    .iter()
+                    .any(|&v| !v.into().is_finite())
+                {
                     return Err(GeometryError::NonFinite { what: "features" });
                 }
                 self.skipped += 1;

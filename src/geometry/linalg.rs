@@ -198,21 +198,47 @@ pub fn gemm_into<T: GemmScalar>(
     n: usize,
     layout: Layout,
 ) {
-    gemm_general(out, lhs, m, k, k, rhs, n, layout);
+    gemm_general(out, lhs, m, k, k, rhs, n, layout, m * n * k >= 1 << 21);
+}
+
+/// [`gemm_strided`] on the calling thread only, for callers that are
+/// themselves parallel over blocks of rows.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_serial<T: GemmScalar>(
+    out: &mut [T],
+    lhs: &[T],
+    m: usize,
+    k: usize,
+    lhs_rs: usize,
+    rhs: &[T],
+    n: usize,
+    layout: Layout,
+) {
+    gemm_general(out, lhs, m, k, lhs_rs, rhs, n, layout, false);
 }
 
 /// [`gemm_into`] with a plain `k x n` right factor and a left factor whose
 /// rows are `lhs_rs >= k` values apart (a column block of a wider matrix).
-pub fn gemm_strided(
-    out: &mut [f64],
-    lhs: &[f64],
+pub fn gemm_strided<T: GemmScalar>(
+    out: &mut [T],
+    lhs: &[T],
     m: usize,
     k: usize,
     lhs_rs: usize,
-    rhs: &[f64],
+    rhs: &[T],
     n: usize,
 ) {
-    gemm_general(out, lhs, m, k, lhs_rs, rhs, n, Layout::Plain);
+    gemm_general(
+        out,
+        lhs,
+        m,
+        k,
+        lhs_rs,
+        rhs,
+        n,
+        Layout::Plain,
+        m * n * k >= 1 << 21,
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -225,6 +251,7 @@ fn gemm_general<T: GemmScalar>(
     rhs: &[T],
     n: usize,
     layout: Layout,
+    parallel: bool,
 ) {
     assert!(lhs_rs >= k, "gemm: row stride {lhs_rs} < {k}");
     let lhs_need = if m == 0 { 0 } else { (m - 1) * lhs_rs + k };
@@ -251,7 +278,7 @@ fn gemm_general<T: GemmScalar>(
         Layout::Plain => (n as isize, 1),
         Layout::Transposed => (1, k as isize),
     };
-    let parallelism = if m * n * k >= 1 << 21 {
+    let parallelism = if parallel {
         ::gemm::Parallelism::Rayon(0)
     } else {
         ::gemm::Parallelism::None

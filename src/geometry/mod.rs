@@ -30,7 +30,8 @@ pub mod stats;
 mod proptests;
 
 pub use analysis::{
-    Analysis, ClassAnalysis, HeadKind, NcMetrics, SecondPass, analyze, build_head, second_pass,
+    Analysis, ClassAnalysis, HeadKind, NcMetrics, Precision, SecondPass, SecondPassInfo, analyze,
+    build_head, second_pass,
 };
 pub use error::{GeometryError, Result};
 pub use landscape::{CosineHead, HeadLogits, LinearHead};
