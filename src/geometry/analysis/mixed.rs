@@ -88,6 +88,8 @@ pub(super) struct Mixed {
     gamma64: f64,
     /// Samples whose decisions the bound could not settle.
     rechecked: u64,
+    /// Block buffers, one slot per rayon thread, made on first use.
+    scratch: Vec<std::sync::Mutex<Option<Scratch>>>,
 }
 
 impl Mixed {
@@ -140,6 +142,9 @@ impl Mixed {
             gamma32,
             gamma64,
             rechecked: 0,
+            scratch: (0..rayon::current_num_threads().max(1))
+                .map(|_| std::sync::Mutex::new(None))
+                .collect(),
         }
     }
 
@@ -212,6 +217,20 @@ struct Scratch {
     projections: Vec<f32>,
 }
 
+impl Scratch {
+    fn new(d: usize, width: usize, rank: usize) -> Self {
+        Self {
+            h: vec![0.0; d],
+            val: vec![0.0; width],
+            err: vec![0.0; width],
+            z: vec![0.0; BLOCK * d],
+            z_norms: vec![0.0; BLOCK],
+            dots: vec![0.0; BLOCK * width],
+            projections: vec![0.0; BLOCK * rank],
+        }
+    }
+}
+
 /// What one sample gives: head prediction, nearest class mean, NC1 term,
 /// whether the decisions were recomputed in f64.
 type Outcome = (usize, usize, f64, bool);
@@ -248,20 +267,15 @@ impl SecondPass<'_> {
             .par_chunks_mut(BLOCK)
             .zip(outcomes.par_chunks_mut(BLOCK))
             .zip(xs.par_chunks(BLOCK * d).zip(labels.par_chunks(BLOCK)))
-            .for_each_init(
-                || Scratch {
-                    h: vec![0.0; d],
-                    val: vec![0.0; width],
-                    err: vec![0.0; width],
-                    z: vec![0.0; BLOCK * d],
-                    z_norms: vec![0.0; BLOCK],
-                    dots: vec![0.0; BLOCK * width],
-                    projections: vec![0.0; BLOCK * r],
-                },
-                |scratch, ((angles, outcomes), (xs, labels))| {
-                    view.push_block(mx, scratch, xs, labels, angles, outcomes);
-                },
-            );
+            .for_each(|((angles, outcomes), (xs, labels))| {
+                // One set of buffers per pool thread (uncontended locks).
+                let slot = rayon::current_thread_index().unwrap_or(0) % mx.scratch.len();
+                let mut guard = mx.scratch[slot]
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let scratch = guard.get_or_insert_with(|| Scratch::new(d, width, r));
+                view.push_block(mx, scratch, xs, labels, angles, outcomes);
+            });
         self.compactness.push_angles(xs, labels, &angles)?;
         let mut rechecked = 0;
         for &(pred, ncc, nc1, again) in &outcomes {
