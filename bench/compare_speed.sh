@@ -35,8 +35,12 @@ value() { # value KEY TEXT -> the number after KEY= (last occurrence)
 
 echo "running: $SYMFEAT bench ${ARGS[*]}" >&2
 SF_OUT=$("$SYMFEAT" bench "${ARGS[@]}")
-echo "running: $PYTHON $HERE/torch_bench.py ${ARGS[*]}" >&2
-PT_OUT=$("$PYTHON" "$HERE/torch_bench.py" "${ARGS[@]}")
+# symfeat's `--device libtorch` (cargo feature tch) is the CPU through libtorch:
+# its PyTorch peer runs on the CPU.
+PT_ARGS=("${ARGS[@]}")
+[[ "$DEVICE" == libtorch ]] && PT_ARGS=("${ARGS[@]/#libtorch/cpu}")
+echo "running: $PYTHON $HERE/torch_bench.py ${PT_ARGS[*]}" >&2
+PT_OUT=$("$PYTHON" "$HERE/torch_bench.py" "${PT_ARGS[@]}")
 
 SF_TRAIN=$(value train_img_s "$SF_OUT"); SF_INFER=$(value infer_img_s "$SF_OUT")
 PT_TRAIN=$(value train_img_s "$PT_OUT"); PT_INFER=$(value infer_img_s "$PT_OUT")

@@ -21,6 +21,8 @@ pub enum DeviceChoice {
     Cpu,
     /// CUDA GPU with this index.
     Cuda(usize),
+    /// The CPU through burn's libtorch backend (cargo feature `tch`).
+    LibTorch,
 }
 
 impl DeviceChoice {
@@ -28,10 +30,11 @@ impl DeviceChoice {
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "cpu" => Ok(Self::Cpu),
+            "libtorch" => Ok(Self::LibTorch),
             "cuda" | "gpu" => Ok(Self::Cuda(0)),
             _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Ok(Self::Cuda(n)),
-                _ => bail!("--device {s:?}: expected cpu, cuda or cuda:N"),
+                _ => bail!("--device {s:?}: expected cpu, cuda, cuda:N or libtorch"),
             },
         }
     }
@@ -42,6 +45,7 @@ impl fmt::Display for DeviceChoice {
         match self {
             Self::Cpu => write!(f, "cpu"),
             Self::Cuda(n) => write!(f, "cuda:{n}"),
+            Self::LibTorch => write!(f, "libtorch"),
         }
     }
 }
@@ -55,9 +59,12 @@ pub trait BackendJob {
 }
 
 /// Set the number of CPU threads used by the CPU backend (rayon's global
-/// pool). Only the first call takes effect; later calls are ignored.
+/// pool; libtorch's intra-op pool too when built with `tch`). Only the first
+/// call takes effect on rayon; later calls are ignored.
 pub fn set_threads(threads: Option<usize>) {
     if let Some(n) = threads.filter(|&n| n > 0) {
+        #[cfg(feature = "tch")]
+        tch::set_num_threads(i32::try_from(n).unwrap_or(i32::MAX));
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global();
@@ -69,7 +76,22 @@ pub fn run_on<J: BackendJob>(device: DeviceChoice, job: J) -> Result<J::Output> 
     match device {
         DeviceChoice::Cpu => job.run::<CpuTrain>(Default::default()),
         DeviceChoice::Cuda(index) => run_cuda(index, job),
+        DeviceChoice::LibTorch => run_libtorch(job),
     }
+}
+
+#[cfg(feature = "tch")]
+fn run_libtorch<J: BackendJob>(job: J) -> Result<J::Output> {
+    use burn::backend::libtorch::{LibTorch, LibTorchDevice};
+    job.run::<burn::backend::Autodiff<LibTorch>>(LibTorchDevice::Cpu)
+}
+
+#[cfg(not(feature = "tch"))]
+fn run_libtorch<J: BackendJob>(_job: J) -> Result<J::Output> {
+    bail!(
+        "--device libtorch: this symfeat was built without the libtorch backend; \
+         rebuild with `cargo build --release --features tch` (LIBTORCH=<libtorch 2.9>)"
+    )
 }
 
 #[cfg(feature = "cuda")]
@@ -113,6 +135,10 @@ mod tests {
         );
         let err = DeviceChoice::parse("tpu").unwrap_err().to_string();
         assert!(err.contains("--device") && err.contains("cuda:N"), "{err}");
+        assert_eq!(
+            DeviceChoice::parse("libtorch").unwrap(),
+            DeviceChoice::LibTorch
+        );
         assert!(DeviceChoice::parse("cuda:x").is_err());
     }
 }

@@ -791,7 +791,7 @@ fn train_cases(t: &mut Table) {
         ("train_unknown_normalize", &["--normalize", "unit"], &["normalize \"unit\"", "dataset or half"]),
         ("train_threads_zero", &["--threads", "0"], &["threads", "at least 1"]),
         ("train_train_limit_zero", &["--train-limit", "0"], &["train-limit", "at least 1"]),
-        ("train_unknown_device", &["--device", "tpu"], &["--device \"tpu\"", "cpu, cuda or cuda:N"]),
+        ("train_unknown_device", &["--device", "tpu"], &["--device \"tpu\"", "cpu, cuda, cuda:N or libtorch"]),
         ("train_augment_not_bool", &["--augment", "yes"], &["--augment", "invalid value 'yes'"]),
         ("train_resume_without_checkpoint", &["--resume"], &["--resume", "no checkpoint", "without --resume"]),
     ];
@@ -834,6 +834,10 @@ fn train_cases(t: &mut Table) {
         &["checkpoint.bin", "unusable", "checksum mismatch"]);
     t.add("bench_unknown_model", args!["bench", "--model", "vgg"], &["--model \"vgg\"", "cnn or resnet20"]);
     t.add("bench_batch_zero", args!["bench", "--batch", "0"], &["--batch", "at least 1"]);
+    if !cfg!(feature = "tch") {
+        t.add("bench_libtorch_without_the_feature", args!["bench", "--device", "libtorch"],
+            &["--device libtorch", "without the libtorch backend", "--features tch"]);
+    }
 }
 
 // ---------------------------------------------------------------- config files

@@ -40,7 +40,7 @@ pub struct ReproduceArgs {
     /// Study directory.
     #[arg(long, default_value = "runs/reproduce")]
     out: PathBuf,
-    /// Device: cpu, cuda, cuda:N.
+    /// Device: cpu, cuda, cuda:N, or libtorch (CPU through libtorch; cargo feature `tch`).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Write the study configuration and stop (to edit it and run `symfeat study`).

@@ -90,7 +90,7 @@ pub struct TrainArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Device: cpu (default), cuda, cuda:N.
+    /// Device: cpu (default), cuda, cuda:N, or libtorch (CPU through libtorch; cargo feature `tch`).
     #[arg(long)]
     device: Option<String>,
     /// Run directory (default runs/train).
@@ -204,7 +204,7 @@ pub struct BenchArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Device: cpu, cuda, cuda:N.
+    /// Device: cpu, cuda, cuda:N, or libtorch (CPU through libtorch; cargo feature `tch`).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Head: softmax or symmetrical (default: the model's, as in the PyTorch peer).

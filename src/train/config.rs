@@ -62,7 +62,7 @@ pub struct TrainConfig {
     pub normalize: String,
     /// CPU threads (default: all cores).
     pub threads: Option<usize>,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda, cuda:N, or libtorch (cargo feature `tch`).
     pub device: String,
     /// Run directory.
     pub out: PathBuf,
