@@ -71,6 +71,22 @@ pub fn set_threads(threads: Option<usize>) {
     }
 }
 
+/// Makes glibc keep freed memory for reuse (`M_TOP_PAD` of 256 MiB): a
+/// training step frees and reallocates the same large activation and
+/// gradient buffers every time, and with glibc's defaults many of them come
+/// back as fresh pages, each zero-filled on first touch (page faults were
+/// 13 % of a CNN step in `perf`). Measured on the reference CNN, batch 128,
+/// 2 threads: 983-1,018 train img/s before, 1,439-1,467 after. Call once,
+/// at start-up, before other threads exist. A no-op off Linux/glibc.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's parameters; it is called
+    // before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+    }
+}
+
 /// Run `job` on the backend of `device`.
 pub fn run_on<J: BackendJob>(device: DeviceChoice, job: J) -> Result<J::Output> {
     match device {

@@ -4,6 +4,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    symfeat::backend::tune_allocator();
     let cli = symfeat::cli::Cli::parse();
     match symfeat::cli::run(cli) {
         Ok(code) => code,

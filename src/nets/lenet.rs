@@ -3,6 +3,7 @@
 //! fully connected layer to D features (2 for plots) followed by PReLU, as in
 //! the widely used PyTorch port.
 
+use super::conv;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig, PaddingConfig2d};
@@ -38,7 +39,7 @@ impl<B: Backend> ConvPRelu<B> {
         }
     }
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.act.forward(self.conv.forward(x))
+        self.act.forward(conv::forward(&self.conv, x))
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod batch_norm;
 mod cnn;
+pub mod conv;
 mod lenet;
 mod mlp;
 mod resnet;

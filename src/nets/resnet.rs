@@ -9,6 +9,7 @@
 //! sqrt 2) initialisation, as in the widely used PyTorch CIFAR ResNet code.
 
 use super::BatchNorm2d;
+use super::conv;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
@@ -59,8 +60,8 @@ impl<B: Backend> BasicBlock<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.forward(conv::forward(&self.conv1, x.clone())));
+        let out = self.bn2.forward(conv::forward(&self.conv2, out));
         relu(out + self.shortcut(x))
     }
 
@@ -120,7 +121,7 @@ impl<B: Backend> ResNet<B> {
     /// # Shapes
     /// `[B, Ch, H, W]` -> `[B, 64]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut x = relu(self.bn.forward(self.conv.forward(images))); // [B, 16, H, W]
+        let mut x = relu(self.bn.forward(conv::forward(&self.conv, images))); // [B, 16, H, W]
         for block in &self.blocks {
             x = block.forward(x);
         }

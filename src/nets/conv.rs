@@ -1,0 +1,653 @@
+//! symfeat's 2-D convolution for the CPU backend: im2col + GEMM kernels for
+//! the forward pass and both backward passes, as one autodiff operation.
+//!
+//! Why: burn-flex 0.21 computes a convolution's input gradient through
+//! `conv_transpose3d` and its weight gradient through strided copies; in a
+//! profile of the reference CNN's training step (`perf`, 2 threads) the
+//! im2col/col2im closures, the strided iterators and `to_contiguous` took
+//! about 40 % of the time. Here each image is unfolded once per pass into a
+//! `K x P` matrix (`K = C kh kw`, `P = Ho Wo`) and one GEMM does the work:
+//!
+//! - forward: `Y_n = W X_n^col + b` (`W` is `O x K`);
+//! - input gradient: `dX_n = col2im(W^T dY_n)`;
+//! - weight gradient: `dW = sum_n dY_n (X_n^col)^T`, bias `db = sum_n,p dY_n`.
+//!
+//! Images run in parallel on the rayon pool. [`conv2d`] picks these kernels
+//! when the backend is `Flex` or `Autodiff<Flex>` (by `TypeId`, so nets stay
+//! generic over the backend), the tensors are f32, and the options have no
+//! dilation and one group; everything else goes to burn's `conv2d`.
+
+use std::any::{Any, TypeId};
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::{Autodiff, Flex};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::{ConvOptions, FloatTensor};
+use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+/// Geometry of one convolution (NCHW, no dilation, one group).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    ho: usize,
+    wo: usize,
+}
+
+impl Geom {
+    /// From input and weight shapes; `None` when the output would be empty.
+    fn new(x: [usize; 4], w: [usize; 4], stride: [usize; 2], pad: [usize; 2]) -> Option<Self> {
+        let [n, c, h, wd] = x;
+        let [o, ci, kh, kw] = w;
+        let span = |len: usize, k: usize, p: usize, s: usize| {
+            (len + 2 * p).checked_sub(k).map(|v| v / s + 1)
+        };
+        let ho = span(h, kh, pad[0], stride[0])?;
+        let wo = span(wd, kw, pad[1], stride[1])?;
+        (ci == c && stride[0] > 0 && stride[1] > 0 && n * o * ho * wo > 0).then_some(Self {
+            n,
+            c,
+            h,
+            w: wd,
+            o,
+            kh,
+            kw,
+            stride,
+            pad,
+            ho,
+            wo,
+        })
+    }
+
+    /// Rows of the unfolded image, `C kh kw`.
+    fn k(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Output positions per image, `Ho Wo`.
+    fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// Output columns `ow` whose input column `ow s + kx - pad` lies inside
+    /// `0..W`, as a range.
+    fn valid_cols(&self, kx: usize) -> std::ops::Range<usize> {
+        let (s, p) = (self.stride[1], self.pad[1]);
+        // ow s + kx >= p  and  ow s + kx - p < W.
+        let lo = p.saturating_sub(kx).div_ceil(s);
+        let hi = (self.w + p).saturating_sub(kx).div_ceil(s).min(self.wo);
+        lo.min(hi)..hi
+    }
+
+    /// Input row of output row `oh` and kernel row `ky`, if inside.
+    fn input_row(&self, oh: usize, ky: usize) -> Option<usize> {
+        (oh * self.stride[0] + ky)
+            .checked_sub(self.pad[0])
+            .filter(|&r| r < self.h)
+    }
+}
+
+/// Unfolds image `x` (`C x H x W`) into `cols` (`K x P`, row `(c, ky, kx)`).
+fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
+    let p = g.p();
+    for c in 0..g.c {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = &mut cols[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                let valid = g.valid_cols(kx);
+                for oh in 0..g.ho {
+                    let out = &mut row[oh * g.wo..(oh + 1) * g.wo];
+                    let Some(ih) = g.input_row(oh, ky).filter(|_| !valid.is_empty()) else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    out[..valid.start].fill(0.0);
+                    out[valid.end..].fill(0.0);
+                    let src = &plane[ih * g.w..(ih + 1) * g.w];
+                    let first = valid.start * g.stride[1] + kx - g.pad[1];
+                    if g.stride[1] == 1 {
+                        out[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
+                    } else {
+                        for (j, v) in out[valid.clone()].iter_mut().enumerate() {
+                            *v = src[first + j * g.stride[1]];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the unfolded gradient `cols` (`K x P`) back into image `dx`
+/// (`C x H x W`, accumulated).
+fn col2im(g: &Geom, cols: &[f32], dx: &mut [f32]) {
+    let p = g.p();
+    for c in 0..g.c {
+        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = &cols[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                let valid = g.valid_cols(kx);
+                for oh in 0..g.ho {
+                    let Some(ih) = g.input_row(oh, ky).filter(|_| !valid.is_empty()) else {
+                        continue;
+                    };
+                    let src = &row[oh * g.wo..(oh + 1) * g.wo][valid.clone()];
+                    let dst = &mut plane[ih * g.w..(ih + 1) * g.w];
+                    let first = valid.start * g.stride[1] + kx - g.pad[1];
+                    if g.stride[1] == 1 {
+                        for (d, s) in dst[first..first + src.len()].iter_mut().zip(src) {
+                            *d += s;
+                        }
+                    } else {
+                        for (j, s) in src.iter().enumerate() {
+                            dst[first + j * g.stride[1]] += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst (m x n) = [dst +] lhs · rhs` on this thread, row-major operands
+/// given by (row stride, column stride) pairs.
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    dst: &mut [f32],
+    accumulate: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+) {
+    let max_index = |rows: usize, cols: usize, (rs, cs): (usize, usize)| {
+        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
+    };
+    assert!(dst.len() >= m * n && m * n > 0 && k > 0);
+    assert!(lhs.len() > max_index(m, k, lhs_strides));
+    assert!(rhs.len() > max_index(k, n, rhs_strides));
+    // SAFETY: every index reached, (rows-1) rs + (cols-1) cs, is inside
+    // the slices (checked above); `dst` is a unique borrow.
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides.1 as isize,
+            lhs_strides.0 as isize,
+            rhs.as_ptr(),
+            rhs_strides.1 as isize,
+            rhs_strides.0 as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            ::gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Runs `f(image index, im2col buffer)` for every image in parallel, with
+/// one `K x P` buffer per rayon job.
+fn per_image(
+    g: &Geom,
+    out: &mut [f32],
+    out_len: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync,
+) {
+    let cols = g.k() * g.p();
+    out.par_chunks_mut(out_len)
+        .enumerate()
+        .for_each_init(|| vec![0.0f32; cols], |buf, (i, o)| f(i, buf, o));
+}
+
+/// Sum in 16 lanes (vectorises; a plain f32 sum is a serial chain).
+fn sum(v: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        lanes.iter_mut().zip(c).for_each(|(l, x)| *l += x);
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
+}
+
+/// Forward: `[N, O, Ho, Wo]`.
+fn forward_values(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+    let (k, p) = (g.k(), g.p());
+    let mut y = vec![0.0f32; g.n * g.o * p];
+    per_image(g, &mut y, g.o * p, |i, cols, yi| {
+        im2col(g, &x[i * g.c * g.h * g.w..][..g.c * g.h * g.w], cols);
+        gemm(yi, false, g.o, p, k, w, (k, 1), cols, (p, 1));
+        if let Some(b) = b {
+            for (row, &bias) in yi.chunks_exact_mut(p).zip(b) {
+                row.iter_mut().for_each(|v| *v += bias);
+            }
+        }
+    });
+    y
+}
+
+/// Input gradient: `[N, C, H, W]`.
+fn backward_x(g: &Geom, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (k, p) = (g.k(), g.p());
+    let mut dx = vec![0.0f32; g.n * g.c * g.h * g.w];
+    per_image(g, &mut dx, g.c * g.h * g.w, |i, cols, dxi| {
+        // cols = W^T dY_n: W^T is K x O with strides (1, K).
+        gemm(
+            cols,
+            false,
+            k,
+            p,
+            g.o,
+            w,
+            (1, k),
+            &dy[i * g.o * p..][..g.o * p],
+            (p, 1),
+        );
+        col2im(g, cols, dxi);
+    });
+    dx
+}
+
+/// Images per group of the weight gradient: each group sums its images in
+/// order, then the groups are summed in order, so the result does not
+/// depend on how rayon schedules them (a resumed run must repeat an
+/// uninterrupted one bit for bit).
+const W_GROUP: usize = 8;
+
+/// Weight and bias gradients: `[O, C, kh, kw]` and `[O]`.
+fn backward_w(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (k, p) = (g.k(), g.p());
+    let image = g.c * g.h * g.w;
+    let groups: Vec<(Vec<f32>, Vec<f32>)> = (0..g.n.div_ceil(W_GROUP))
+        .into_par_iter()
+        .map(|group| {
+            let (mut dw, mut db) = (vec![0.0f32; g.o * k], vec![0.0f32; g.o]);
+            let mut cols = vec![0.0f32; k * p];
+            for i in group * W_GROUP..((group + 1) * W_GROUP).min(g.n) {
+                im2col(g, &x[i * image..][..image], &mut cols);
+                let dyi = &dy[i * g.o * p..][..g.o * p];
+                // dW += dY_n cols^T: cols^T is P x K with strides (1, P).
+                gemm(&mut dw, true, g.o, k, p, dyi, (p, 1), &cols, (1, p));
+                for (acc, row) in db.iter_mut().zip(dyi.chunks_exact(p)) {
+                    *acc += sum(row);
+                }
+            }
+            (dw, db)
+        })
+        .collect();
+    let mut parts = groups.into_iter();
+    let (mut dw, mut db) = parts.next().unwrap_or_default();
+    for (gw, gb) in parts {
+        dw.iter_mut().zip(&gw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(&gb).for_each(|(a, b)| *a += b);
+    }
+    (dw, db)
+}
+
+// ---------------------------------------------------------------- burn glue
+
+/// Contiguous f32 values of a flex tensor, with its 4-D shape.
+fn values(t: &FlexTensor) -> Option<(std::borrow::Cow<'_, [f32]>, Vec<usize>)> {
+    if t.dtype() != DType::F32 {
+        return None;
+    }
+    let dims = t.layout().shape().to_vec();
+    Some(match t.as_slice::<f32>() {
+        Some(s) => (std::borrow::Cow::Borrowed(s), dims),
+        None => (
+            std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>()?.to_vec()),
+            dims,
+        ),
+    })
+}
+
+fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+fn dims4(d: &[usize]) -> Option<[usize; 4]> {
+    d.try_into().ok()
+}
+
+/// The kernels' geometry for flex tensors `x`, `w` and `options`, if they
+/// apply (f32, 4-D, no dilation, one group, bias of length O).
+fn geom(x: &FlexTensor, w: &FlexTensor, options: &ConvOptions<2>) -> Option<Geom> {
+    if options.dilation != [1, 1] || options.groups != 1 || w.dtype() != DType::F32 {
+        return None;
+    }
+    let xd = dims4(x.layout().shape())?;
+    let wd = dims4(w.layout().shape())?;
+    Geom::new(xd, wd, options.stride, options.padding)
+}
+
+/// Forward on flex tensors.
+fn flex_forward(
+    g: &Geom,
+    x: &FlexTensor,
+    w: &FlexTensor,
+    b: Option<&FlexTensor>,
+) -> Option<FlexTensor> {
+    let (xv, _) = values(x)?;
+    let (wv, _) = values(w)?;
+    let bv = match b {
+        Some(b) => Some(values(b)?.0),
+        None => None,
+    };
+    if bv.as_ref().is_some_and(|b| b.len() != g.o) {
+        return None;
+    }
+    let y = forward_values(g, &xv, &wv, bv.as_deref());
+    Some(flex(y, vec![g.n, g.o, g.ho, g.wo]))
+}
+
+type FlexAd = Autodiff<Flex>;
+type AdTensor = FloatTensor<FlexAd>;
+
+/// The autodiff node: parents `x`, `w` and optionally `b`.
+#[derive(Debug)]
+struct ConvBackward;
+
+impl<const N: usize> Backward<Flex, N> for ConvBackward {
+    type State = (NodeId, NodeId, Geom);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let grad: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let (x_id, w_id, g) = ops.state;
+        let x: FlexTensor = checkpointer.retrieve_node_output(x_id);
+        let w: FlexTensor = checkpointer.retrieve_node_output(w_id);
+        let (dy, _) = values(&grad).expect("f32 gradient of an f32 convolution");
+        let parents = ops.parents;
+        if let Some(node) = &parents[0] {
+            let (wv, _) = values(&w).expect("f32 weight");
+            grads.register::<Flex>(
+                node.id,
+                flex(backward_x(&g, &wv, &dy), vec![g.n, g.c, g.h, g.w]),
+            );
+        }
+        let bias_node = parents.get(2).and_then(Option::as_ref);
+        let wants_w = parents[1].is_some();
+        let wants_b = bias_node.is_some();
+        if wants_w || wants_b {
+            let (xv, _) = values(&x).expect("f32 input");
+            let (dw, db) = backward_w(&g, &xv, &dy);
+            if let Some(node) = &parents[1] {
+                grads.register::<Flex>(node.id, flex(dw, vec![g.o, g.c, g.kh, g.kw]));
+            }
+            if let Some(node) = bias_node {
+                grads.register::<Flex>(node.id, flex(db, vec![g.o]));
+            }
+        }
+    }
+}
+
+/// Records the convolution `y = conv(x, w, b)` (computed by the kernels
+/// with geometry `g`) in the autodiff graph.
+fn tracked(x: AdTensor, w: AdTensor, b: Option<AdTensor>, g: Geom, y: FlexTensor) -> AdTensor {
+    match b {
+        Some(b) => match ConvBackward
+            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&w), g);
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+        None => match ConvBackward
+            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&w), g);
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+    }
+}
+
+/// `t` as `U` when `T` is `U` (checked by the caller through `TypeId`).
+fn same<T: 'static, U: 'static>(t: T) -> U {
+    let boxed: Box<dyn Any> = Box::new(t);
+    *boxed.downcast::<U>().expect("TypeId checked by the caller")
+}
+
+fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+/// 2-D convolution `x [N, C, H, W]` with `weight [O, C, kh, kw]` and
+/// `bias [O]`: symfeat's kernels on `Flex` and `Autodiff<Flex>` when they
+/// apply (module documentation), burn's `conv2d` otherwise.
+pub fn conv2d<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvOptions<2>,
+) -> Tensor<B, 4> {
+    let ty = TypeId::of::<B>();
+    if ty == TypeId::of::<FlexAd>() {
+        let (xp, wp): (AdTensor, AdTensor) =
+            (same(primitive(x.clone())), same(primitive(weight.clone())));
+        let bp: Option<AdTensor> = bias.clone().map(|b| same(primitive(b)));
+        let y = geom(&xp.primitive, &wp.primitive, &options).and_then(|g| {
+            let bias = bp.as_ref().map(|b| &b.primitive);
+            Some((g, flex_forward(&g, &xp.primitive, &wp.primitive, bias)?))
+        });
+        if let Some((g, y)) = y {
+            let y = tracked(xp, wp, bp, g, y);
+            return Tensor::from_primitive(TensorPrimitive::Float(same(y)));
+        }
+    }
+    if ty == TypeId::of::<Flex>() {
+        let (xp, wp): (FlexTensor, FlexTensor) =
+            (same(primitive(x.clone())), same(primitive(weight.clone())));
+        let bp: Option<FlexTensor> = bias.clone().map(|b| same(primitive(b)));
+        if let Some(y) =
+            geom(&xp, &wp, &options).and_then(|g| flex_forward(&g, &xp, &wp, bp.as_ref()))
+        {
+            return Tensor::from_primitive(TensorPrimitive::Float(same(y)));
+        }
+    }
+    burn::tensor::module::conv2d(x, weight, bias, options)
+}
+
+/// [`Conv2d::forward`] through [`conv2d`] (symmetric or no padding; other
+/// padding uses the module's own forward).
+pub fn forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let pad = match conv.padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    };
+    match pad {
+        Some(padding) => conv2d(
+            x,
+            conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()),
+            ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups),
+        ),
+        None => conv.forward(x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    type Ad = Autodiff<Flex>;
+
+    fn close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * scale,
+                "{what}[{i}]: {x} vs burn {y}"
+            );
+        }
+    }
+
+    fn vals<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().to_vec().unwrap()
+    }
+
+    /// symfeat's kernels against burn's conv2d: output and the gradients of
+    /// `sum(y * r)` for x, weight and bias.
+    fn check(
+        x: [usize; 4],
+        o: usize,
+        k: [usize; 2],
+        stride: [usize; 2],
+        pad: [usize; 2],
+        bias: bool,
+    ) {
+        let dev = Default::default();
+        let what = format!("x {x:?} o {o} k {k:?} stride {stride:?} pad {pad:?} bias {bias}");
+        let xt = Tensor::<Ad, 4>::random(x, Distribution::Normal(0.0, 1.0), &dev);
+        let wt =
+            Tensor::<Ad, 4>::random([o, x[1], k[0], k[1]], Distribution::Normal(0.0, 1.0), &dev);
+        let bt = Tensor::<Ad, 1>::random([o], Distribution::Normal(0.0, 1.0), &dev);
+        let options = ConvOptions::new(stride, pad, [1, 1], 1);
+        let run = |ours: bool| {
+            let (x, w, b) = (
+                xt.clone().require_grad(),
+                wt.clone().require_grad(),
+                bt.clone().require_grad(),
+            );
+            let bias_arg = bias.then(|| b.clone());
+            let y = if ours {
+                conv2d(x.clone(), w.clone(), bias_arg, options.clone())
+            } else {
+                burn::tensor::module::conv2d(x.clone(), w.clone(), bias_arg, options.clone())
+            };
+            let r = Tensor::<Ad, 4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &dev);
+            let _ = r;
+            // A fixed weighting of the outputs (not random: both runs use it).
+            let n = y.dims().iter().product::<usize>();
+            let weights: Vec<f32> = (0..n).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+            let r = Tensor::<Ad, 1>::from_floats(weights.as_slice(), &dev).reshape(y.dims());
+            let grads = (y.clone() * r).sum().backward();
+            (
+                vals(y),
+                vals(x.grad(&grads).unwrap()),
+                vals(w.grad(&grads).unwrap()),
+                bias.then(|| vals(b.grad(&grads).unwrap())),
+            )
+        };
+        let (ours, burn) = (run(true), run(false));
+        close(&ours.0, &burn.0, &format!("{what}: y"));
+        close(&ours.1, &burn.1, &format!("{what}: dx"));
+        close(&ours.2, &burn.2, &format!("{what}: dw"));
+        if bias {
+            close(
+                ours.3.as_ref().unwrap(),
+                burn.3.as_ref().unwrap(),
+                &format!("{what}: db"),
+            );
+        }
+    }
+
+    #[test]
+    fn kernels_match_burn_forward_and_gradients() {
+        check([3, 2, 9, 7], 4, [3, 3], [1, 1], [1, 1], true);
+        check([2, 1, 12, 10], 5, [5, 5], [1, 1], [2, 2], true);
+        check([2, 3, 11, 9], 4, [3, 3], [2, 2], [1, 1], true);
+        check([2, 3, 8, 8], 2, [1, 1], [2, 2], [0, 0], false);
+        check([1, 2, 6, 9], 3, [3, 2], [1, 2], [0, 1], false);
+        // A kernel wider than the padded row on one side: empty column ranges.
+        check([2, 2, 3, 3], 2, [3, 3], [1, 1], [2, 2], true);
+    }
+
+    #[test]
+    fn the_kernels_are_used_on_flex_and_inference_matches() {
+        let dev = Default::default();
+        let x = Tensor::<Flex, 4>::random([2, 3, 10, 10], Distribution::Normal(0.0, 1.0), &dev);
+        let w = Tensor::<Flex, 4>::random([4, 3, 3, 3], Distribution::Normal(0.0, 1.0), &dev);
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let ours = vals(conv2d(x.clone(), w.clone(), None, options.clone()));
+        let burn = vals(burn::tensor::module::conv2d(x, w, None, options));
+        close(&ours, &burn, "flex inference");
+        // The geometry the kernels accept.
+        assert!(Geom::new([1, 3, 4, 4], [2, 3, 5, 5], [1, 1], [0, 0]).is_none());
+        assert!(Geom::new([1, 3, 4, 4], [2, 2, 3, 3], [1, 1], [0, 0]).is_none());
+        let g = Geom::new([1, 3, 32, 32], [2, 3, 3, 3], [2, 2], [1, 1]).unwrap();
+        assert_eq!((g.ho, g.wo), (16, 16));
+        assert_eq!(g.valid_cols(0), 1..16);
+        assert_eq!(g.valid_cols(2), 0..16);
+    }
+
+    /// The gradients do not depend on the thread count or on scheduling
+    /// (a resumed run must repeat an uninterrupted one bit for bit).
+    #[test]
+    fn gradients_are_bitwise_reproducible_across_thread_counts() {
+        let g = Geom::new([37, 3, 10, 9], [5, 3, 3, 3], [1, 1], [1, 1]).unwrap();
+        let x: Vec<f32> = (0..37 * 3 * 90)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let dy: Vec<f32> = (0..37 * 5 * g.p())
+            .map(|i| ((i * 104729) % 97) as f32 / 48.0 - 1.0)
+            .collect();
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| backward_w(&g, &x, &dy))
+        };
+        let one = on(1);
+        for threads in [2, 3, 5] {
+            assert!(on(threads) == one, "{threads} threads");
+        }
+    }
+
+    /// Options the kernels do not take (dilation, groups) go to burn.
+    #[test]
+    fn other_options_fall_back_to_burn() {
+        let dev = Default::default();
+        let x = Tensor::<Ad, 4>::random([1, 4, 9, 9], Distribution::Normal(0.0, 1.0), &dev);
+        let w = Tensor::<Ad, 4>::random([4, 2, 3, 3], Distribution::Normal(0.0, 1.0), &dev);
+        let options = ConvOptions::new([1, 1], [1, 1], [2, 2], 2);
+        let ours = vals(conv2d(x.clone(), w.clone(), None, options.clone()));
+        let burn = vals(burn::tensor::module::conv2d(x, w, None, options));
+        assert_eq!(ours, burn);
+    }
+}
