@@ -3,7 +3,7 @@
 //! then ReLU, maxpool 2, fc 128, ReLU. PyTorch-default initialisation
 //! (uniform +-1/sqrt(fan_in) for weights and biases), which is burn's default.
 
-use super::conv;
+use super::{conv, pool};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -55,8 +55,8 @@ impl<B: Backend> Cnn<B> {
     /// # Shapes
     /// `[B, Ch, H, W]` -> `[B, 128]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = self.pool.forward(relu(conv::forward(&self.conv1, images))); // [B, 32, H/2, W/2]
-        let x = self.pool.forward(relu(conv::forward(&self.conv2, x))); // [B, 64, H/4, W/4]
+        let x = pool::forward_module(&self.pool, relu(conv::forward(&self.conv1, images))); // [B, 32, H/2, W/2]
+        let x = pool::forward_module(&self.pool, relu(conv::forward(&self.conv2, x))); // [B, 64, H/4, W/4]
         let x: Tensor<B, 2> = x.flatten(1, 3);
         relu(self.fc.forward(x))
     }

@@ -314,7 +314,7 @@ fn backward_w(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
 // ---------------------------------------------------------------- burn glue
 
 /// Contiguous f32 values of a flex tensor, with its 4-D shape.
-fn values(t: &FlexTensor) -> Option<(std::borrow::Cow<'_, [f32]>, Vec<usize>)> {
+pub(super) fn values(t: &FlexTensor) -> Option<(std::borrow::Cow<'_, [f32]>, Vec<usize>)> {
     if t.dtype() != DType::F32 {
         return None;
     }
@@ -328,7 +328,7 @@ fn values(t: &FlexTensor) -> Option<(std::borrow::Cow<'_, [f32]>, Vec<usize>)> {
     })
 }
 
-fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+pub(super) fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
@@ -367,8 +367,8 @@ fn flex_forward(
     Some(flex(y, vec![g.n, g.o, g.ho, g.wo]))
 }
 
-type FlexAd = Autodiff<Flex>;
-type AdTensor = FloatTensor<FlexAd>;
+pub(super) type FlexAd = Autodiff<Flex>;
+pub(super) type AdTensor = FloatTensor<FlexAd>;
 
 /// The autodiff node: parents `x`, `w` and optionally `b`.
 #[derive(Debug)]
@@ -442,12 +442,12 @@ fn tracked(x: AdTensor, w: AdTensor, b: Option<AdTensor>, g: Geom, y: FlexTensor
 }
 
 /// `t` as `U` when `T` is `U` (checked by the caller through `TypeId`).
-fn same<T: 'static, U: 'static>(t: T) -> U {
+pub(super) fn same<T: 'static, U: 'static>(t: T) -> U {
     let boxed: Box<dyn Any> = Box::new(t);
     *boxed.downcast::<U>().expect("TypeId checked by the caller")
 }
 
-fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+pub(super) fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
     t.into_primitive().tensor()
 }
 

@@ -3,7 +3,7 @@
 //! fully connected layer to D features (2 for plots) followed by PReLU, as in
 //! the widely used PyTorch port.
 
-use super::conv;
+use super::{conv, pool};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig, PaddingConfig2d};
@@ -85,7 +85,7 @@ impl<B: Backend> LeNetPP<B> {
         for (i, conv) in self.convs.iter().enumerate() {
             x = conv.forward(x);
             if i % 2 == 1 {
-                x = self.pool.forward(x); // halves H and W after each pair
+                x = pool::forward_module(&self.pool, x); // halves H and W after each pair
             }
         }
         let x: Tensor<B, 2> = x.flatten(1, 3); // [B, 128 * H/8 * W/8]

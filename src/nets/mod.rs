@@ -10,6 +10,7 @@ mod cnn;
 pub mod conv;
 mod lenet;
 mod mlp;
+pub mod pool;
 mod resnet;
 
 pub use batch_norm::BatchNorm2d;
