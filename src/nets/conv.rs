@@ -102,7 +102,25 @@ impl Geom {
     }
 }
 
+/// Copies a short row (a few to a few dozen values) without a call into
+/// libc's `memcpy` per row: fixed blocks of 8, then the rest.
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let block: [f32; 8] = s.try_into().expect("8 values");
+        d.copy_from_slice(&block);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}
+
 /// Unfolds image `x` (`C x H x W`) into `cols` (`K x P`, row `(c, ky, kx)`).
+/// Writes only the positions that see the image: the padding positions are
+/// the same for every image, so `cols` must hold zeros there (a buffer
+/// zeroed once and reused for images of one geometry).
 fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
     let p = g.p();
     for c in 0..g.c {
@@ -111,20 +129,20 @@ fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
             for kx in 0..g.kw {
                 let row = &mut cols[((c * g.kh + ky) * g.kw + kx) * p..][..p];
                 let valid = g.valid_cols(kx);
+                if valid.is_empty() {
+                    continue;
+                }
+                let first = valid.start * g.stride[1] + kx - g.pad[1];
                 for oh in 0..g.ho {
-                    let out = &mut row[oh * g.wo..(oh + 1) * g.wo];
-                    let Some(ih) = g.input_row(oh, ky).filter(|_| !valid.is_empty()) else {
-                        out.fill(0.0);
+                    let Some(ih) = g.input_row(oh, ky) else {
                         continue;
                     };
-                    out[..valid.start].fill(0.0);
-                    out[valid.end..].fill(0.0);
+                    let out = &mut row[oh * g.wo..(oh + 1) * g.wo][valid.clone()];
                     let src = &plane[ih * g.w..(ih + 1) * g.w];
-                    let first = valid.start * g.stride[1] + kx - g.pad[1];
                     if g.stride[1] == 1 {
-                        out[valid.clone()].copy_from_slice(&src[first..first + valid.len()]);
+                        copy_row(out, &src[first..first + out.len()]);
                     } else {
-                        for (j, v) in out[valid.clone()].iter_mut().enumerate() {
+                        for (j, v) in out.iter_mut().enumerate() {
                             *v = src[first + j * g.stride[1]];
                         }
                     }
