@@ -181,6 +181,7 @@ fn stream(
             let d = m.cols().max(1);
             for (i, rows) in m.values().chunks(CHUNK_ROWS * d).enumerate() {
                 let start = i * CHUNK_ROWS;
+                m.prefetch(start + CHUNK_ROWS..start + 2 * CHUNK_ROWS);
                 m.populate(start..start + rows.len() / d);
                 if check {
                     m.check_finite(rows, start)?;

@@ -388,16 +388,37 @@ impl MappedF32 {
     /// Maps the pages of rows `rows` in one call (MADV_POPULATE_READ,
     /// Linux 5.14+), cheaper than a page fault per few pages; best effort.
     pub fn populate(&self, rows: std::ops::Range<usize>) {
-        const ALIGN: usize = 64 << 10;
-        let byte = |row: usize| self.start + (row * self.cols).min(self.len) * 4;
-        let lo = byte(rows.start) / ALIGN * ALIGN;
-        let hi = byte(rows.end).min(self.map.len());
+        let (lo, hi) = self.byte_range(rows);
         #[cfg(target_os = "linux")]
         if hi > lo {
             let _ = self
                 .map
                 .advise_range(memmap2::Advice::PopulateRead, lo, hi - lo);
         }
+    }
+
+    /// Asks the kernel to start reading rows `rows` from disk in the
+    /// background (MADV_WILLNEED; returns at once), so that a cold file's
+    /// reads overlap the work on the rows before them; best effort.
+    pub fn prefetch(&self, rows: std::ops::Range<usize>) {
+        let (lo, hi) = self.byte_range(rows);
+        #[cfg(unix)]
+        if hi > lo {
+            let _ = self
+                .map
+                .advise_range(memmap2::Advice::WillNeed, lo, hi - lo);
+        }
+    }
+
+    /// Bytes `[lo, hi)` of rows `rows` in the map, `lo` rounded down to
+    /// 64 KiB (a multiple of every common page size).
+    fn byte_range(&self, rows: std::ops::Range<usize>) -> (usize, usize) {
+        const ALIGN: usize = 64 << 10;
+        let byte = |row: usize| self.start + (row * self.cols).min(self.len) * 4;
+        (
+            byte(rows.start) / ALIGN * ALIGN,
+            byte(rows.end).min(self.map.len()),
+        )
     }
 
     /// Drops the pages of rows `rows` from this process's memory (not from
