@@ -55,8 +55,17 @@ impl<B: Backend> Cnn<B> {
     /// # Shapes
     /// `[B, Ch, H, W]` -> `[B, 128]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = pool::forward_module(&self.pool, relu(conv::forward(&self.conv1, images))); // [B, 32, H/2, W/2]
-        let x = pool::forward_module(&self.pool, relu(conv::forward(&self.conv2, x))); // [B, 64, H/4, W/4]
+        // relu(max_pool(y)) = max_pool(relu(y)), values and gradients (ReLU is
+        // monotone; a window whose maximum is <= 0 gets no gradient either
+        // way), on a quarter of the values.
+        let x = relu(pool::forward_module(
+            &self.pool,
+            conv::forward(&self.conv1, images),
+        )); // [B, 32, H/2, W/2]
+        let x = relu(pool::forward_module(
+            &self.pool,
+            conv::forward(&self.conv2, x),
+        )); // [B, 64, H/4, W/4]
         let x: Tensor<B, 2> = x.flatten(1, 3);
         relu(self.fc.forward(x))
     }

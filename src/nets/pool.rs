@@ -76,9 +76,11 @@ fn forward(p: &Pool, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
                     let (mut best, mut at) = (x[r0 * p.w + c0], r0 * p.w + c0);
                     for r in r0..r0 + p.k[0] {
                         for (c, &v) in x[r * p.w + c0..r * p.w + c0 + p.k[1]].iter().enumerate() {
-                            if v > best {
-                                (best, at) = (v, r * p.w + c0 + c);
-                            }
+                            // Branch-free (selects): the comparison is a coin
+                            // flip on activations, so a branch mispredicts.
+                            let gt = v > best;
+                            best = if gt { v } else { best };
+                            at = if gt { r * p.w + c0 + c } else { at };
                         }
                     }
                     y[oh * p.wo + ow] = best;
@@ -230,6 +232,31 @@ mod tests {
             assert_eq!(ours.0, burn.0, "{shape:?} {k:?} {s:?}: values");
             assert_eq!(ours.1, burn.1, "{shape:?} {k:?} {s:?}: gradients");
         }
+    }
+
+    /// The CNN pools before its ReLU: relu(max_pool(y)) has the values and
+    /// input gradients of max_pool(relu(y)), bit for bit, also with ties
+    /// and windows whose maximum is <= 0.
+    #[test]
+    fn relu_after_pooling_is_relu_before_it() {
+        use burn::tensor::activation::relu;
+        let dev = Default::default();
+        let y = Tensor::<Ad, 4>::random([3, 4, 8, 8], Distribution::Normal(-0.3, 1.0), &dev);
+        let y = (y * 2.0).round() / 2.0; // ties, zeros, all-negative windows
+        let run = |pool_first: bool| {
+            let y = y.clone().require_grad();
+            let z = if pool_first {
+                relu(max_pool2d(y.clone(), [2, 2], [2, 2]))
+            } else {
+                max_pool2d(relu(y.clone()), [2, 2], [2, 2])
+            };
+            let n = z.dims().iter().product::<usize>();
+            let w: Vec<f32> = (0..n).map(|i| ((i * 13) % 5) as f32 - 2.0).collect();
+            let w = Tensor::<Ad, 1>::from_floats(w.as_slice(), &dev).reshape(z.dims());
+            let grads = (z.clone() * w).sum().backward();
+            (vals(z), vals(y.grad(&grads).unwrap()))
+        };
+        assert_eq!(run(true), run(false));
     }
 
     #[test]
