@@ -525,6 +525,7 @@ pub fn analyze(
 mod tests {
     use super::*;
     use crate::geometry::polygon::polygon_weights;
+    use crate::geometry::test_rng::lcg;
 
     #[test]
     fn collapsed_features_on_polygon_weights() {
@@ -560,14 +561,6 @@ mod tests {
         assert!((lin.softmax_center_radius - 5.0).abs() < 1e-12);
         assert!(lin.nc.nc4.is_none());
         assert!(analyze(&stats, &w, Some(&[0.0; 6]), Some(16.0), None).is_err());
-    }
-
-    /// Pseudo-random values in [-1, 1) (a fixed LCG, no dependency).
-    fn lcg(state: &mut u64) -> f64 {
-        *state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
     }
 
     /// The projected NC1 of the second pass equals NC1 from the full

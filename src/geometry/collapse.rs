@@ -313,13 +313,7 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
 mod tests {
     use super::*;
     use crate::geometry::polygon::{polygon_weights, simplex_etf};
-
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    }
+    use crate::geometry::test_rng::lcg;
 
     fn random(rows: usize, cols: usize, seed: u64) -> Matrix {
         let mut s = seed;

@@ -560,6 +560,7 @@ fn check_class(head: &dyn HeadLogits, class: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::geometry::test_rng::lcg;
 
     #[test]
     fn block_dots_match_plain_dot_products() {
@@ -581,13 +582,6 @@ mod tests {
         }
     }
     use crate::geometry::polygon::polygon_weights;
-
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    }
 
     #[test]
     fn analytic_vjp_matches_finite_differences() {

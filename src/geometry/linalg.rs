@@ -687,13 +687,7 @@ pub fn gram_schmidt_columns(a: &Matrix) -> Result<Matrix> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    }
+    use crate::geometry::test_rng::lcg;
 
     #[test]
     fn eigen_reconstructs_random_symmetric() {

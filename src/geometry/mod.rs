@@ -26,9 +26,6 @@ pub mod polygon;
 pub mod rotor;
 pub mod stats;
 
-#[cfg(test)]
-mod proptests;
-
 pub use analysis::{
     Analysis, ClassAnalysis, HeadKind, NcMetrics, Precision, SecondPass, SecondPassInfo, analyze,
     build_head, second_pass,
@@ -37,3 +34,18 @@ pub use error::{GeometryError, Result};
 pub use landscape::{CosineHead, HeadLogits, LinearHead};
 pub use linalg::Matrix;
 pub use stats::ClassStats;
+
+#[cfg(test)]
+mod proptests;
+
+/// The tests' pseudo-random numbers: one fixed LCG, no dependency.
+#[cfg(test)]
+pub(crate) mod test_rng {
+    /// Next value in [-1, 1) of the LCG with state `seed`.
+    pub(crate) fn lcg(seed: &mut u64) -> f64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    }
+}

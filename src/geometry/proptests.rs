@@ -11,13 +11,7 @@ use super::collapse::{
 use super::landscape::{CenterOptions, CosineHead, softmax_center};
 use super::linalg::{Matrix, gram_schmidt_columns};
 use super::stats::ClassStats;
-
-fn lcg(seed: &mut u64) -> f64 {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-}
+use super::test_rng::lcg;
 
 /// Features around random class centres: (features N x D, labels).
 fn dataset(c: usize, d: usize, per: usize, seed: u64) -> (Vec<f64>, Vec<usize>) {

@@ -632,13 +632,7 @@ fn scatter_panels<const MR: usize, const NR: usize, const FMA: bool>(
 mod tests {
     use super::*;
     use crate::geometry::linalg::dot;
-
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    }
+    use crate::geometry::test_rng::lcg;
 
     fn random_data(n: usize, d: usize, c: usize, seed: u64) -> (Vec<f64>, Vec<usize>) {
         let mut s = seed;

@@ -415,14 +415,7 @@ mod tests {
     use super::super::{build_head, second_pass};
     use super::*;
     use crate::geometry::stats::ClassStats;
-
-    /// Pseudo-random values in [-1, 1) (a fixed LCG).
-    fn lcg(state: &mut u64) -> f64 {
-        *state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((*state >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    }
+    use crate::geometry::test_rng::lcg;
 
     /// Classes around `offset + centre_c`, samples with spread `noise`.
     fn data(c: usize, d: usize, n: usize, noise: f64, seed: u64) -> (Vec<f32>, Vec<usize>, Matrix) {
