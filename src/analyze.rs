@@ -180,13 +180,12 @@ fn stream(
         Some(m) => {
             let d = m.cols().max(1);
             for (i, rows) in m.values().chunks(CHUNK_ROWS * d).enumerate() {
-                let start = i * CHUNK_ROWS;
+                let (start, n) = (i * CHUNK_ROWS, rows.len() / d);
                 m.prefetch(start + CHUNK_ROWS..start + 2 * CHUNK_ROWS);
-                m.populate(start..start + rows.len() / d);
+                m.populate(start..start + n);
                 if check {
                     m.check_finite(rows, start)?;
                 }
-                let n = rows.len() / d;
                 sink.push(rows, start, n)?;
                 m.release(start..start + n);
             }

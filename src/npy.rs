@@ -362,6 +362,10 @@ fn check_finite<T: Copy + Into<f64>>(
     Ok(())
 }
 
+/// Alignment of the ranges given to `madvise`: 64 KiB is a multiple of every
+/// common page size (4, 16, 64 KiB).
+const PAGE_ALIGN: usize = 64 << 10;
+
 /// The float32 data of an NPY matrix mapped into memory
 /// ([`MatrixReader::map_f32`]).
 pub struct MappedF32 {
@@ -410,14 +414,17 @@ impl MappedF32 {
         }
     }
 
+    /// Byte offset of row `row` in the map (clamped to the data's end).
+    fn byte(&self, row: usize) -> usize {
+        self.start + (row * self.cols).min(self.len) * 4
+    }
+
     /// Bytes `[lo, hi)` of rows `rows` in the map, `lo` rounded down to
-    /// 64 KiB (a multiple of every common page size).
+    /// [`PAGE_ALIGN`].
     fn byte_range(&self, rows: std::ops::Range<usize>) -> (usize, usize) {
-        const ALIGN: usize = 64 << 10;
-        let byte = |row: usize| self.start + (row * self.cols).min(self.len) * 4;
         (
-            byte(rows.start) / ALIGN * ALIGN,
-            byte(rows.end).min(self.map.len()),
+            self.byte(rows.start) / PAGE_ALIGN * PAGE_ALIGN,
+            self.byte(rows.end).min(self.map.len()),
         )
     }
 
@@ -426,14 +433,10 @@ impl MappedF32 {
     /// about one block instead of growing with N. Best effort; a later read
     /// of those rows faults them back in from the file.
     pub fn release(&self, rows: std::ops::Range<usize>) {
-        // 64 KiB is a multiple of every common page size (4, 16, 64 KiB);
-        // the partial block at the end goes with the next range.
-        const ALIGN: usize = 64 << 10;
-        let byte = |row: usize| self.start + (row * self.cols).min(self.len) * 4;
-        let (lo, hi) = (
-            byte(rows.start) / ALIGN * ALIGN,
-            byte(rows.end) / ALIGN * ALIGN,
-        );
+        // Whole aligned blocks only: the partial one at the end goes with
+        // the next range.
+        let (lo, hi) = self.byte_range(rows);
+        let hi = hi / PAGE_ALIGN * PAGE_ALIGN;
         #[cfg(unix)]
         if hi > lo {
             // SAFETY: the map is read-only and file-backed; MADV_DONTNEED only
