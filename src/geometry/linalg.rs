@@ -198,23 +198,7 @@ pub fn gemm_into<T: GemmScalar>(
     n: usize,
     layout: Layout,
 ) {
-    gemm_general(out, lhs, m, k, k, rhs, n, layout, m * n * k >= 1 << 21);
-}
-
-/// [`gemm_strided`] on the calling thread only, for callers that are
-/// themselves parallel over blocks of rows.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_serial<T: GemmScalar>(
-    out: &mut [T],
-    lhs: &[T],
-    m: usize,
-    k: usize,
-    lhs_rs: usize,
-    rhs: &[T],
-    n: usize,
-    layout: Layout,
-) {
-    gemm_general(out, lhs, m, k, lhs_rs, rhs, n, layout, false);
+    gemm_general(out, lhs, m, k, k, rhs, n, layout, worth_threads(m, n, k));
 }
 
 /// [`gemm_into`] with a plain `k x n` right factor and a left factor whose
@@ -237,7 +221,7 @@ pub fn gemm_strided<T: GemmScalar>(
         rhs,
         n,
         Layout::Plain,
-        m * n * k >= 1 << 21,
+        worth_threads(m, n, k),
     );
 }
 
@@ -274,35 +258,85 @@ fn gemm_general<T: GemmScalar>(
         out.fill(T::ZERO);
         return;
     }
-    let (rhs_rs, rhs_cs) = match layout {
-        Layout::Plain => (n as isize, 1),
-        Layout::Transposed => (1, k as isize),
+    let rhs_strides = match layout {
+        Layout::Plain => (n, 1),
+        Layout::Transposed => (1, k),
     };
+    gemm_strides(
+        out,
+        (n, 1),
+        false,
+        [m, n, k],
+        (lhs, (lhs_rs, 1)),
+        (rhs, rhs_strides),
+        parallel,
+    );
+}
+
+/// Whether a product of `m n k` multiply-adds is worth the rayon pool
+/// (about 2M and up).
+fn worth_threads(m: usize, n: usize, k: usize) -> bool {
+    m * n * k >= 1 << 21
+}
+
+/// The one call into the `gemm` crate: `dst (m x n) = [dst +] lhs (m x k)
+/// rhs (k x n)` for `[m, n, k]`, every operand given by its (row stride,
+/// column stride), f64 or f32; `accumulate` adds to `dst` instead of
+/// overwriting it; on the rayon pool when `parallel`. Panics when a stride
+/// reaches outside its slice (a caller bug).
+pub fn gemm_strides<T: GemmScalar>(
+    dst: &mut [T],
+    dst_strides: (usize, usize),
+    accumulate: bool,
+    [m, n, k]: [usize; 3],
+    (lhs, lhs_strides): (&[T], (usize, usize)),
+    (rhs, rhs_strides): (&[T], (usize, usize)),
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Largest index a (rows x cols) operand reaches with these strides.
+    let last = |rows: usize, cols: usize, (rs, cs): (usize, usize)| {
+        (rows - 1) * rs + (cols.max(1) - 1) * cs
+    };
+    assert!(dst.len() > last(m, n, dst_strides), "gemm: dst too short");
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    dst[i * dst_strides.0 + j * dst_strides.1] = T::ZERO;
+                }
+            }
+        }
+        return;
+    }
+    assert!(lhs.len() > last(m, k, lhs_strides), "gemm: lhs too short");
+    assert!(rhs.len() > last(k, n, rhs_strides), "gemm: rhs too short");
     let parallelism = if parallel {
         ::gemm::Parallelism::Rayon(0)
     } else {
         ::gemm::Parallelism::None
     };
-    // SAFETY: every index the strides reach is inside the slices: the
-    // largest is (m-1) lhs_rs + (k-1) < lhs_need for lhs, (k-1) n + (n-1) < k n (or
-    // the transposed equivalent) for rhs and (m-1) n + (n-1) < m n for out,
-    // all checked above; `out` is a unique borrow, so it aliases nothing.
+    // SAFETY: every index the strides reach, (rows-1) rs + (cols-1) cs, is
+    // inside its slice (checked above); `dst` is a unique borrow, so it
+    // aliases nothing.
     unsafe {
         ::gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
+            dst.as_mut_ptr(),
+            dst_strides.1 as isize,
+            dst_strides.0 as isize,
+            accumulate,
             lhs.as_ptr(),
-            1,
-            lhs_rs as isize,
+            lhs_strides.1 as isize,
+            lhs_strides.0 as isize,
             rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            T::ZERO,
+            rhs_strides.1 as isize,
+            rhs_strides.0 as isize,
+            T::ONE,
             T::ONE,
             false,
             false,

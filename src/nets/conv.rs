@@ -33,6 +33,8 @@ use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
+use crate::geometry::linalg::gemm_strides;
+
 /// Geometry of one convolution (NCHW, no dilation, one group).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Geom {
@@ -215,54 +217,6 @@ fn col2im(g: &Geom, cols: &[f32], dx: &mut [f32]) {
     }
 }
 
-/// `dst (m x n) = [dst +] lhs · rhs` on this thread; every operand is given
-/// by its (row stride, column stride).
-#[allow(clippy::too_many_arguments)]
-fn gemm(
-    dst: &mut [f32],
-    dst_strides: (usize, usize),
-    accumulate: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    lhs: &[f32],
-    lhs_strides: (usize, usize),
-    rhs: &[f32],
-    rhs_strides: (usize, usize),
-) {
-    let max_index = |rows: usize, cols: usize, (rs, cs): (usize, usize)| {
-        (rows.max(1) - 1) * rs + (cols.max(1) - 1) * cs
-    };
-    assert!(m * n > 0 && k > 0 && dst.len() > max_index(m, n, dst_strides));
-    assert!(lhs.len() > max_index(m, k, lhs_strides));
-    assert!(rhs.len() > max_index(k, n, rhs_strides));
-    // SAFETY: every index reached, (rows-1) rs + (cols-1) cs, is inside
-    // the slices (checked above); `dst` is a unique borrow.
-    unsafe {
-        ::gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dst_strides.1 as isize,
-            dst_strides.0 as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_strides.1 as isize,
-            lhs_strides.0 as isize,
-            rhs.as_ptr(),
-            rhs_strides.1 as isize,
-            rhs_strides.0 as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            ::gemm::Parallelism::None,
-        );
-    }
-}
-
 /// Runs `f(image index, im2col buffer)` for every image in parallel, with
 /// one `K x P` buffer per rayon job.
 fn per_image(
@@ -293,7 +247,15 @@ fn forward_values(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32>
     let mut y = vec![0.0f32; g.n * g.o * p];
     per_image(g, &mut y, g.o * p, |i, cols, yi| {
         im2col(g, &x[i * g.c * g.h * g.w..][..g.c * g.h * g.w], cols);
-        gemm(yi, (p, 1), false, g.o, p, k, w, (k, 1), cols, (p, 1));
+        gemm_strides(
+            yi,
+            (p, 1),
+            false,
+            [g.o, p, k],
+            (w, (k, 1)),
+            (cols, (p, 1)),
+            false,
+        );
         if let Some(b) = b {
             for (row, &bias) in yi.chunks_exact_mut(p).zip(b) {
                 row.iter_mut().for_each(|v| *v += bias);
@@ -310,7 +272,15 @@ fn backward_x(g: &Geom, w: &[f32], dy: &[f32]) -> Vec<f32> {
     per_image(g, &mut dx, g.c * g.h * g.w, |i, cols, dxi| {
         // cols = W^T dY_n: W^T is K x O with strides (1, K).
         let dyi = &dy[i * g.o * p..][..g.o * p];
-        gemm(cols, (p, 1), false, k, p, g.o, w, (1, k), dyi, (p, 1));
+        gemm_strides(
+            cols,
+            (p, 1),
+            false,
+            [k, p, g.o],
+            (w, (1, k)),
+            (dyi, (p, 1)),
+            false,
+        );
         col2im(g, cols, dxi);
     });
     dx
@@ -353,17 +323,14 @@ fn backward_w(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
                             dyt[pp * g.o + oo] = v;
                         }
                     }
-                    gemm(
+                    gemm_strides(
                         &mut dw,
                         (k, 1),
                         true,
-                        g.o,
-                        k,
-                        p,
-                        &dyt,
-                        (1, g.o),
-                        &rows,
-                        (k, 1),
+                        [g.o, k, p],
+                        (&dyt, (1, g.o)),
+                        (&rows, (k, 1)),
+                        false,
                     );
                 }
             } else {
@@ -372,7 +339,15 @@ fn backward_w(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
                     im2col(g, &x[i * image..][..image], &mut cols);
                     let dyi = &dy[i * g.o * p..][..g.o * p];
                     // dW += dY_n cols^T: cols^T is P x K with strides (1, P).
-                    gemm(&mut dw, (k, 1), true, g.o, k, p, dyi, (p, 1), &cols, (1, p));
+                    gemm_strides(
+                        &mut dw,
+                        (k, 1),
+                        true,
+                        [g.o, k, p],
+                        (dyi, (p, 1)),
+                        (&cols, (1, p)),
+                        false,
+                    );
                 }
             }
             for i in images {

@@ -32,7 +32,7 @@ use rayon::prelude::*;
 
 use super::super::angles::Compactness;
 use super::super::error::{GeometryError, Result, check_dim};
-use super::super::linalg::{Layout, Matrix, dot, gemm_serial};
+use super::super::linalg::{Matrix, dot, gemm_strides};
 use super::{SecondPass, argmax_offset};
 
 /// Which arithmetic the second pass's products use.
@@ -335,17 +335,24 @@ impl View<'_> {
             z_norms[i] = center(h, means.row(y), &mut z[i * d..(i + 1) * d]);
         }
         let dots = &mut dots[..k * width];
-        gemm_serial(dots, z, k, d, d, &mx.rows32, width, Layout::Plain);
+        gemm_strides(
+            dots,
+            (width, 1),
+            false,
+            [k, width, d],
+            (z, (d, 1)),
+            (&mx.rows32, (width, 1)),
+            false,
+        );
         if let Some(p) = &mx.proj32 {
-            gemm_serial(
+            gemm_strides(
                 &mut projections[..k * r],
-                &dots[cross_at..],
-                k,
-                c,
-                width,
-                p,
-                r,
-                Layout::Plain,
+                (r, 1),
+                false,
+                [k, r, c],
+                (&dots[cross_at..], (width, 1)),
+                (p, (r, 1)),
+                false,
             );
         }
         for (i, &y) in labels.iter().enumerate() {
