@@ -256,16 +256,7 @@ impl<'h> SecondPass<'h> {
             .with_min_len(1024)
             .map(|(i, &y)| {
                 let row = &dots[i * width..(i + 1) * width];
-                // Nearest class mean: argmin_c |mu_c|^2 - 2 h . mu_c, and
-                // h . mu_c = h . m_c + h . mu_G (the last term common to all c).
-                let mut ncc = 0;
-                let mut best = f64::INFINITY;
-                for (j, (&m2, &hm)) in mean_sq.iter().zip(&row[cross_at..]).enumerate() {
-                    let dist = m2 - 2.0 * hm;
-                    if dist < best {
-                        (best, ncc) = (dist, j);
-                    }
-                }
+                let ncc = nearest_mean(mean_sq, &row[cross_at..]);
                 let pred = match &logits {
                     Some(l) => argmax(&l[i * c..(i + 1) * c]),
                     None => argmax_offset(&row[..c], offsets),
@@ -316,6 +307,20 @@ impl<'h> SecondPass<'h> {
     pub fn nc4(&self) -> &Nc4 {
         &self.nc4
     }
+}
+
+/// Nearest class mean from `|mu_c|^2` and `h . m_c`: argmin_c
+/// `|mu_c|^2 - 2 h . mu_c`, with `h . mu_c = h . m_c + h . mu_G` (the last
+/// term common to all c). The first on ties.
+fn nearest_mean(mean_sq: &[f64], cross: &[f64]) -> usize {
+    let (mut ncc, mut best) = (0, f64::INFINITY);
+    for (j, (&m2, &hm)) in mean_sq.iter().zip(cross).enumerate() {
+        let dist = m2 - 2.0 * hm;
+        if dist < best {
+            (best, ncc) = (dist, j);
+        }
+    }
+    ncc
 }
 
 /// Index of the largest `v_j + b_j` (the first on ties).

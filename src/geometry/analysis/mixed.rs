@@ -33,7 +33,7 @@ use rayon::prelude::*;
 use super::super::angles::Compactness;
 use super::super::error::{GeometryError, Result, check_dim};
 use super::super::linalg::{Matrix, dot, gemm_strides};
-use super::{SecondPass, argmax_offset};
+use super::{SecondPass, argmax_offset, nearest_mean};
 
 /// Which arithmetic the second pass's products use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -403,17 +403,10 @@ fn decide_f64<T: Copy + Into<f64>>(
     x: &[T],
 ) -> (usize, usize) {
     let h: Vec<f64> = x.iter().map(|&v| v.into()).collect();
-    let c = mean_sq.len();
-    let cross_at = rows.rows() - c;
-    let values: Vec<f64> = (0..cross_at).map(|j| dot(rows.row(j), &h)).collect();
-    let pred = argmax_offset(&values, offsets);
-    let (mut ncc, mut best) = (0, f64::INFINITY);
-    for (j, &m2) in mean_sq.iter().enumerate() {
-        let dist = m2 - 2.0 * dot(rows.row(cross_at + j), &h);
-        if dist < best {
-            (best, ncc) = (dist, j);
-        }
-    }
+    let cross_at = rows.rows() - mean_sq.len();
+    let values: Vec<f64> = rows.iter_rows().map(|r| dot(r, &h)).collect();
+    let pred = argmax_offset(&values[..cross_at], offsets);
+    let ncc = nearest_mean(mean_sq, &values[cross_at..]);
     (pred, ncc)
 }
 
