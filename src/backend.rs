@@ -84,6 +84,10 @@ pub fn tune_allocator() {
     // before any other thread runs.
     unsafe {
         libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+        // Buffers up to 32 MiB (glibc's maximum) from the heap, not from
+        // fresh mmap'd pages; and no trimming of what is freed below 1 GiB.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
 

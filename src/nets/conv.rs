@@ -33,7 +33,7 @@ use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use crate::geometry::linalg::gemm_strides;
+use super::sgemm::{self, Lhs};
 
 /// Geometry of one convolution (NCHW, no dilation, one group).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,6 +119,50 @@ fn copy_row(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// Row `(c, ky, kx)` of an unfolded image when the stride is 1 and the
+/// output is as wide as the input (`2 pad = kw - 1`): output position `q`
+/// reads input position `q + shift` of the plane, so the row is one
+/// contiguous copy from `dst.start` to `dst.end`, except the gaps between
+/// one output row's valid columns and the next's, which read the wrong
+/// (wrapped) input and must be 0.
+struct Shifted {
+    dst: std::ops::Range<usize>,
+    src: usize,
+    valid: std::ops::Range<usize>,
+    wo: usize,
+}
+
+impl Shifted {
+    /// The wrapped positions inside `dst`.
+    fn gaps(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let rows = self.dst.start / self.wo..(self.dst.end - 1) / self.wo;
+        rows.map(|oh| oh * self.wo + self.valid.end..(oh + 1) * self.wo + self.valid.start)
+    }
+}
+
+impl Geom {
+    /// [`Shifted`] for kernel position `(ky, kx)`, when it applies and the
+    /// row sees some of the image.
+    fn shifted(&self, ky: usize, kx: usize) -> Option<Shifted> {
+        if self.stride != [1, 1] || self.wo != self.w {
+            return None;
+        }
+        let valid = self.valid_cols(kx);
+        let oh0 = self.pad[0].saturating_sub(ky);
+        let oh1 = (self.h + self.pad[0]).saturating_sub(ky).min(self.ho);
+        if valid.is_empty() || oh0 >= oh1 {
+            return None;
+        }
+        let src = (oh0 + ky - self.pad[0]) * self.w + valid.start + kx - self.pad[1];
+        Some(Shifted {
+            dst: oh0 * self.wo + valid.start..(oh1 - 1) * self.wo + valid.end,
+            src,
+            valid,
+            wo: self.wo,
+        })
+    }
+}
+
 /// Unfolds image `x` (`C x H x W`) into `cols` (`K x P`, row `(c, ky, kx)`).
 /// Writes only the positions that see the image: the padding positions are
 /// the same for every image, so `cols` must hold zeros there (a buffer
@@ -130,6 +174,11 @@ fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let row = &mut cols[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                if let Some(s) = g.shifted(ky, kx) {
+                    row[s.dst.clone()].copy_from_slice(&plane[s.src..][..s.dst.len()]);
+                    s.gaps().for_each(|gap| row[gap].fill(0.0));
+                    continue;
+                }
                 let valid = g.valid_cols(kx);
                 if valid.is_empty() {
                     continue;
@@ -154,46 +203,22 @@ fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
     }
 }
 
-/// The patches of image `x` as rows: `rows` is `P x K`, row `(oh, ow)`
-/// holding `x[c, oh s + ky - pad, ow s + kx - pad]` in `(c, ky, kx)` order.
-/// Like [`im2col`], writes only positions inside the image (the buffer holds
-/// zeros elsewhere).
-fn im2row(g: &Geom, x: &[f32], rows: &mut [f32]) {
-    let k = g.k();
-    for oh in 0..g.ho {
-        for ow in 0..g.wo {
-            let row = &mut rows[(oh * g.wo + ow) * k..][..k];
-            // Kernel columns kx with 0 <= ow s + kx - pad < W.
-            let left = (ow * g.stride[1]) as isize - g.pad[1] as isize;
-            let kx0 = (-left).max(0) as usize;
-            let kx1 = ((g.w as isize - left).max(0) as usize).min(g.kw);
-            if kx0 >= kx1 {
-                continue;
-            }
-            for c in 0..g.c {
-                for ky in 0..g.kh {
-                    let Some(ih) = g.input_row(oh, ky) else {
-                        continue;
-                    };
-                    let src = &x[(c * g.h + ih) * g.w..][..g.w];
-                    let dst = &mut row[(c * g.kh + ky) * g.kw..][..g.kw];
-                    let first = (left + kx0 as isize) as usize;
-                    dst[kx0..kx1].copy_from_slice(&src[first..first + (kx1 - kx0)]);
-                }
-            }
-        }
-    }
-}
-
 /// Adds the unfolded gradient `cols` (`K x P`) back into image `dx`
-/// (`C x H x W`, accumulated).
-fn col2im(g: &Geom, cols: &[f32], dx: &mut [f32]) {
+/// (`C x H x W`, accumulated). Zeroes the gaps of [`Shifted`] rows in
+/// `cols` (they hold gradients of padding positions, which have none).
+fn col2im(g: &Geom, cols: &mut [f32], dx: &mut [f32]) {
     let p = g.p();
     for c in 0..g.c {
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
-                let row = &cols[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                let row = &mut cols[((c * g.kh + ky) * g.kw + kx) * p..][..p];
+                if let Some(s) = g.shifted(ky, kx) {
+                    s.gaps().for_each(|gap| row[gap].fill(0.0));
+                    let dst = &mut plane[s.src..][..s.dst.len()];
+                    dst.iter_mut().zip(&row[s.dst]).for_each(|(d, v)| *d += v);
+                    continue;
+                }
                 let valid = g.valid_cols(kx);
                 for oh in 0..g.ho {
                     let Some(ih) = g.input_row(oh, ky).filter(|_| !valid.is_empty()) else {
@@ -244,23 +269,21 @@ fn sum(v: &[f32]) -> f32 {
 /// Forward: `[N, O, Ho, Wo]`.
 fn forward_values(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
+    let wa = Lhs {
+        data: w,
+        m: g.o,
+        k,
+        strides: (k, 1),
+    };
     let mut y = vec![0.0f32; g.n * g.o * p];
     per_image(g, &mut y, g.o * p, |i, cols, yi| {
         im2col(g, &x[i * g.c * g.h * g.w..][..g.c * g.h * g.w], cols);
-        gemm_strides(
-            yi,
-            (p, 1),
-            false,
-            [g.o, p, k],
-            (w, (k, 1)),
-            (cols, (p, 1)),
-            false,
-        );
         if let Some(b) = b {
             for (row, &bias) in yi.chunks_exact_mut(p).zip(b) {
-                row.iter_mut().for_each(|v| *v += bias);
+                row.fill(bias);
             }
         }
+        sgemm::gemm(yi, p, b.is_some(), wa, cols, p, p);
     });
     y
 }
@@ -268,19 +291,17 @@ fn forward_values(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32>
 /// Input gradient: `[N, C, H, W]`.
 fn backward_x(g: &Geom, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let (k, p) = (g.k(), g.p());
+    // W^T: K x O, value (s, o) at o K + s.
+    let wt = Lhs {
+        data: w,
+        m: k,
+        k: g.o,
+        strides: (1, k),
+    };
     let mut dx = vec![0.0f32; g.n * g.c * g.h * g.w];
     per_image(g, &mut dx, g.c * g.h * g.w, |i, cols, dxi| {
-        // cols = W^T dY_n: W^T is K x O with strides (1, K).
-        let dyi = &dy[i * g.o * p..][..g.o * p];
-        gemm_strides(
-            cols,
-            (p, 1),
-            false,
-            [k, p, g.o],
-            (w, (1, k)),
-            (dyi, (p, 1)),
-            false,
-        );
+        // cols = W^T dY_n.
+        sgemm::gemm(cols, p, false, wt, &dy[i * g.o * p..][..g.o * p], p, p);
         col2im(g, cols, dxi);
     });
     dx
@@ -292,80 +313,52 @@ fn backward_x(g: &Geom, w: &[f32], dy: &[f32]) -> Vec<f32> {
 /// uninterrupted one bit for bit).
 const W_GROUP: usize = 8;
 
-/// Below this many output channels the weight gradient uses patches as rows
-/// ([`im2row`]); from it on, [`im2col`] (measured on ResNet-20's and the
-/// CNN's layers: 16 channels 15.6 vs 29 ms, 32 and 64 channels 8.1-18 vs
-/// 9.3-22 ms per batch of 128).
-const ROW_LAYOUT_BELOW_O: usize = 32;
-
 /// Weight and bias gradients: `[O, C, kh, kw]` and `[O]`.
+///
+/// Computed transposed, `dW^T = sum_n X_n^col dY_n^T` (`K x O`): the
+/// unfolded image is written directly as the packed `A` of the product and
+/// `dY_n^T` (`P x O`, small) is its `B`.
 fn backward_w(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let (k, p) = (g.k(), g.p());
     let image = g.c * g.h * g.w;
     let groups: Vec<(Vec<f32>, Vec<f32>)> = (0..g.n.div_ceil(W_GROUP))
         .into_par_iter()
         .map(|group| {
-            let (mut dw, mut db) = (vec![0.0f32; g.o * k], vec![0.0f32; g.o]);
+            let (mut dwt, mut db) = (vec![0.0f32; k * g.o], vec![0.0f32; g.o]);
             let images = group * W_GROUP..((group + 1) * W_GROUP).min(g.n);
-            if g.o < ROW_LAYOUT_BELOW_O {
-                // dY_n (O x P) X_n^row (P x K) with both factors in the
-                // layouts the GEMM packs by plain copies (dY_n^T stored
-                // row-major, patches as rows). For few output channels the
-                // packing gathers of the other layout dominated: ResNet's
-                // 16-channel layers ran at ~21 GFLOP/s, ~39 this way.
-                let mut rows = vec![0.0f32; p * k];
-                let mut dyt = vec![0.0f32; p * g.o];
-                for i in images.clone() {
-                    im2row(g, &x[i * image..][..image], &mut rows);
-                    let dyi = &dy[i * g.o * p..][..g.o * p];
-                    for (oo, row) in dyi.chunks_exact(p).enumerate() {
-                        for (pp, &v) in row.iter().enumerate() {
-                            dyt[pp * g.o + oo] = v;
-                        }
-                    }
-                    gemm_strides(
-                        &mut dw,
-                        (k, 1),
-                        true,
-                        [g.o, k, p],
-                        (&dyt, (1, g.o)),
-                        (&rows, (k, 1)),
-                        false,
-                    );
-                }
-            } else {
-                let mut cols = vec![0.0f32; k * p];
-                for i in images.clone() {
-                    im2col(g, &x[i * image..][..image], &mut cols);
-                    let dyi = &dy[i * g.o * p..][..g.o * p];
-                    // dW += dY_n cols^T: cols^T is P x K with strides (1, P).
-                    gemm_strides(
-                        &mut dw,
-                        (k, 1),
-                        true,
-                        [g.o, k, p],
-                        (dyi, (p, 1)),
-                        (&cols, (1, p)),
-                        false,
-                    );
-                }
-            }
+            let mut cols = vec![0.0f32; k * p];
+            let mut dyt = vec![0.0f32; p * g.o];
             for i in images {
-                for (acc, row) in db
-                    .iter_mut()
-                    .zip(dy[i * g.o * p..][..g.o * p].chunks_exact(p))
-                {
-                    *acc += sum(row);
+                im2col(g, &x[i * image..][..image], &mut cols);
+                let dyi = &dy[i * g.o * p..][..g.o * p];
+                for (oo, row) in dyi.chunks_exact(p).enumerate() {
+                    for (pp, &v) in row.iter().enumerate() {
+                        dyt[pp * g.o + oo] = v;
+                    }
+                    db[oo] += sum(row);
                 }
+                let a = Lhs {
+                    data: &cols,
+                    m: k,
+                    k: p,
+                    strides: (p, 1),
+                };
+                sgemm::gemm(&mut dwt, g.o, true, a, &dyt, g.o, g.o);
             }
-            (dw, db)
+            (dwt, db)
         })
         .collect();
     let mut parts = groups.into_iter();
-    let (mut dw, mut db) = parts.next().unwrap_or_default();
+    let (mut dwt, mut db) = parts.next().unwrap_or_default();
     for (gw, gb) in parts {
-        dw.iter_mut().zip(&gw).for_each(|(a, b)| *a += b);
+        dwt.iter_mut().zip(&gw).for_each(|(a, b)| *a += b);
         db.iter_mut().zip(&gb).for_each(|(a, b)| *a += b);
+    }
+    let mut dw = vec![0.0f32; g.o * k];
+    for (s, row) in dwt.chunks_exact(g.o).enumerate() {
+        for (oo, &v) in row.iter().enumerate() {
+            dw[oo * k + s] = v;
+        }
     }
     (dw, db)
 }
@@ -698,6 +691,54 @@ mod tests {
         let one = on(1);
         for threads in [2, 3, 5] {
             assert!(on(threads) == one, "{threads} threads");
+        }
+    }
+
+    /// im2col against its definition, and col2im as its adjoint
+    /// (`<im2col(x), C> = <x, col2im(C)>`), on geometries with and without
+    /// the contiguous ([`Shifted`]) rows.
+    #[test]
+    fn unfolding_matches_its_definition_and_col2im_is_its_adjoint() {
+        for (x, w, stride, pad) in [
+            ([1, 2, 7, 5], [1, 2, 3, 3], [1, 1], [1, 1]),
+            ([1, 3, 6, 9], [1, 3, 5, 5], [1, 1], [2, 2]),
+            ([1, 2, 5, 6], [1, 2, 3, 5], [1, 1], [1, 2]),
+            ([1, 2, 4, 4], [1, 2, 5, 5], [1, 1], [2, 2]),
+            ([1, 2, 9, 8], [1, 2, 3, 3], [2, 2], [1, 1]),
+            ([1, 1, 6, 7], [1, 1, 3, 3], [1, 1], [0, 0]),
+        ] {
+            let g = Geom::new(x, w, stride, pad).unwrap();
+            let (k, p) = (g.k(), g.p());
+            let image: Vec<f32> = (0..g.c * g.h * g.w).map(|i| i as f32 + 1.0).collect();
+            let mut cols = vec![0.0f32; k * p];
+            im2col(&g, &image, &mut cols);
+            for c in 0..g.c {
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        for oh in 0..g.ho {
+                            for ow in 0..g.wo {
+                                let ih = (oh * stride[0] + ky) as isize - pad[0] as isize;
+                                let iw = (ow * stride[1] + kx) as isize - pad[1] as isize;
+                                let inside = (0..g.h as isize).contains(&ih)
+                                    && (0..g.w as isize).contains(&iw);
+                                let want = if inside {
+                                    image[(c * g.h + ih as usize) * g.w + iw as usize]
+                                } else {
+                                    0.0
+                                };
+                                let row = (c * g.kh + ky) * g.kw + kx;
+                                assert_eq!(cols[row * p + oh * g.wo + ow], want, "{g:?}");
+                            }
+                        }
+                    }
+                }
+            }
+            let grad: Vec<f32> = (0..k * p).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+            let mut dx = vec![0.0f32; image.len()];
+            col2im(&g, &mut grad.clone(), &mut dx);
+            let lhs: f64 = cols.iter().zip(&grad).map(|(a, b)| (a * b) as f64).sum();
+            let rhs: f64 = image.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
+            assert_eq!(lhs, rhs, "{g:?}");
         }
     }
 

@@ -12,6 +12,7 @@ mod lenet;
 mod mlp;
 pub mod pool;
 mod resnet;
+mod sgemm;
 
 pub use batch_norm::BatchNorm2d;
 pub use cnn::{Cnn, CnnConfig};
