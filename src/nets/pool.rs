@@ -25,7 +25,7 @@ use burn::tensor::{Tensor, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::conv::{AdTensor, FlexAd, flex, primitive, same, values};
+use super::conv::{self, AdTensor, FlexAd, flex, primitive, same, values};
 
 /// Shape of one pooling: input planes `N C` of `H x W`, windows `k` with
 /// stride `s`, output `Ho x Wo` (floor).
@@ -63,7 +63,7 @@ impl Pool {
 /// input plane.
 fn forward(p: &Pool, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let (out_plane, in_plane) = (p.ho * p.wo, p.h * p.w);
-    let mut y = vec![0.0f32; p.planes * out_plane];
+    let mut y = conv::zeros(p.planes * out_plane);
     let mut arg = vec![0u32; p.planes * out_plane];
     y.par_chunks_mut(out_plane)
         .zip(arg.par_chunks_mut(out_plane))
@@ -129,7 +129,7 @@ fn pool_2x2(p: &Pool, x: &[f32], y: &mut [f32], arg: &mut [u32]) {
 /// winner's offset.
 fn backward(p: &Pool, arg: &[u32], dy: &[f32]) -> Vec<f32> {
     let (out_plane, in_plane) = (p.ho * p.wo, p.h * p.w);
-    let mut dx = vec![0.0f32; p.planes * in_plane];
+    let mut dx = conv::zeros(p.planes * in_plane);
     dx.par_chunks_mut(in_plane)
         .enumerate()
         .for_each(|(plane, dx)| {
