@@ -11,12 +11,23 @@
 //! layout that burn-flex vectorises. Same parameters and record fields as
 //! burn's module (`gamma`, `beta`, `running_mean`, `running_var`).
 //!
+//! Training on `Autodiff<Flex>` goes further: [`fused`] computes the
+//! statistics, the normalisation and the backward pass as one autodiff
+//! operation, parallel over channels and rows (ResNet-20, batch 128, 2
+//! threads: 296 -> 401-435 train img/s). The burn-operation path above
+//! serves every other backend and evaluation.
+//!
 //! As PyTorch (and unlike burn 0.21): the running variance is updated with
 //! the unbiased batch variance (`n / (n - 1)`); normalisation uses the
 //! biased one.
 
+use std::any::TypeId;
+
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+
+use super::conv::{FlexAd, primitive, same};
 
 /// Batch normalisation over `[N, C, H, W]` (PyTorch's `BatchNorm2d`).
 #[derive(Module, Debug)]
@@ -51,6 +62,16 @@ impl<B: Backend> BatchNorm2d<B> {
     /// Normalise with the batch statistics when autodiff is on (training),
     /// with the running ones otherwise.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        if B::ad_enabled(&x.device())
+            && let Some(y) = self.fused_forward(&x)
+        {
+            return y;
+        }
+        self.generic_forward(x)
+    }
+
+    /// [`Self::forward`] in burn tensor operations (any backend).
+    fn generic_forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         // `[C]` -> `[N, C, 1, 1]`, contiguous: burn-flex's per-row-scalar path.
         let per_row = |v: Tensor<B, 1>| v.reshape([1, c, 1, 1]).repeat_dim(0, n);
@@ -79,6 +100,28 @@ impl<B: Backend> BatchNorm2d<B> {
         centered * per_row(scale) + per_row(self.beta.val())
     }
 
+    /// The training forward through [`fused`] on `Autodiff<Flex>`; `None`
+    /// on other backends or tensors it does not take.
+    fn fused_forward(&self, x: &Tensor<B, 4>) -> Option<Tensor<B, 4>> {
+        if TypeId::of::<B>() != TypeId::of::<FlexAd>() {
+            return None;
+        }
+        let [n, c, h, w] = x.dims();
+        let device = x.device();
+        let (y, stats) = fused::forward(
+            same(primitive(x.clone())),
+            same(primitive(self.gamma.val())),
+            same(primitive(self.beta.val())),
+            self.epsilon,
+        )?;
+        let column = |f: fn(&(f64, f64)) -> f64| {
+            let v: Vec<f32> = stats.iter().map(|s| f(s) as f32).collect();
+            Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device)
+        };
+        self.update_running(column(|s| s.0), column(|s| s.1), n * h * w);
+        Some(Tensor::from_primitive(TensorPrimitive::Float(same(y))))
+    }
+
     fn update_running(&self, mean: Tensor<B, 1>, var: Tensor<B, 1>, count: usize) {
         let m = self.momentum;
         let unbiased = count as f64 / (count.max(2) - 1) as f64;
@@ -94,6 +137,233 @@ impl<B: Backend> BatchNorm2d<B> {
             .add(var.detach().mul_scalar(m * unbiased));
         self.running_mean.update(running_mean);
         self.running_var.update(running_var);
+    }
+}
+
+// ------------------------------------------------ the fused training kernel
+
+/// Training-mode batch normalisation on `Autodiff<Flex>` as one autodiff
+/// operation (statistics, normalisation and the backward pass each one
+/// parallel sweep), instead of the ten burn operations of the generic path
+/// above, which ran serially: on ResNet-20 (batch 128, 2 threads) the
+/// calling thread ran alone for a fifth of a step, mostly in them.
+mod fused {
+    use std::sync::Arc;
+
+    use burn::backend::Flex;
+    use burn::backend::autodiff::NodeId;
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn_flex::FlexTensor;
+    use rayon::prelude::*;
+
+    use crate::nets::conv::{AdTensor, flex, values, zeros};
+
+    /// Rows of `[N, C, H W]`: row `r` is image `r / C`, channel `r % C`.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct Dims {
+        pub n: usize,
+        pub c: usize,
+        pub hw: usize,
+    }
+
+    impl Dims {
+        fn count(&self) -> usize {
+            self.n * self.hw
+        }
+
+        /// The `N` rows of channel `ch` of `v`.
+        fn rows<'a>(&self, v: &'a [f32], ch: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
+            let (c, hw) = (self.c, self.hw);
+            (0..self.n).map(move |i| &v[(i * c + ch) * hw..][..hw])
+        }
+    }
+
+    /// `(sum f(a_j, b_j))` over a row in 16 f32 lanes (vectorises), as f64.
+    #[inline(always)]
+    fn lanes(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+        let mut acc = [0.0f32; 16];
+        let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+        let rest: f32 = ca
+            .remainder()
+            .iter()
+            .zip(cb.remainder())
+            .map(|(&x, &y)| f(x, y))
+            .sum();
+        for (x, y) in ca.zip(cb) {
+            for l in 0..16 {
+                acc[l] += f(x[l], y[l]);
+            }
+        }
+        acc.iter().map(|&v| v as f64).sum::<f64>() + rest as f64
+    }
+
+    /// Per channel: the batch mean and the biased variance, accumulated in
+    /// f64 per row around the channel's first value.
+    pub(super) fn stats(x: &[f32], d: Dims) -> Vec<(f64, f64)> {
+        (0..d.c)
+            .into_par_iter()
+            .map(|ch| {
+                let shift = x[ch * d.hw];
+                let (mut s1, mut s2) = (0.0f64, 0.0f64);
+                for row in d.rows(x, ch) {
+                    s1 += lanes(row, row, |v, _| v - shift);
+                    s2 += lanes(row, row, |v, _| (v - shift) * (v - shift));
+                }
+                let m = d.count() as f64;
+                let mean = s1 / m;
+                (shift as f64 + mean, (s2 / m - mean * mean).max(0.0))
+            })
+            .collect()
+    }
+
+    /// `y = (x - mean) gamma / sqrt(var + eps) + beta`, per channel.
+    fn normalize(x: &[f32], d: Dims, stats: &[Channel]) -> Vec<f32> {
+        let mut y = zeros(x.len());
+        y.par_chunks_mut(d.hw)
+            .zip(x.par_chunks(d.hw))
+            .enumerate()
+            .for_each(|(r, (yr, xr))| {
+                let s = &stats[r % d.c];
+                for (o, &v) in yr.iter_mut().zip(xr) {
+                    *o = (v - s.mean) * s.scale + s.beta;
+                }
+            });
+        y
+    }
+
+    /// What the backward pass needs of one channel.
+    #[derive(Debug, Clone, Copy)]
+    pub(super) struct Channel {
+        mean: f32,
+        invstd: f32,
+        /// `gamma invstd`.
+        scale: f32,
+        beta: f32,
+    }
+
+    /// Input, `gamma` and `beta` gradients.
+    fn backward(x: &[f32], dy: &[f32], d: Dims, ch: &[Channel]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        // Per channel: sum dy and sum dy (x - mean).
+        let sums: Vec<(f64, f64)> = (0..d.c)
+            .into_par_iter()
+            .map(|c| {
+                let mean = ch[c].mean;
+                d.rows(x, c)
+                    .zip(d.rows(dy, c))
+                    .fold((0.0, 0.0), |(a, b), (xr, gr)| {
+                        (
+                            a + lanes(gr, gr, |g, _| g),
+                            b + lanes(xr, gr, |v, g| g * (v - mean)),
+                        )
+                    })
+            })
+            .collect();
+        let m = d.count() as f64;
+        // dx = gamma invstd (dy - sum dy / m - (x - mean) invstd^2 sum dy (x - mean) / m).
+        let k: Vec<[f32; 3]> = ch
+            .iter()
+            .zip(&sums)
+            .map(|(s, &(sg, sgx))| {
+                let inv = s.invstd as f64;
+                [s.scale, (sg / m) as f32, (inv * inv * sgx / m) as f32]
+            })
+            .collect();
+        let mut dx = zeros(x.len());
+        dx.par_chunks_mut(d.hw)
+            .zip(x.par_chunks(d.hw).zip(dy.par_chunks(d.hw)))
+            .enumerate()
+            .for_each(|(r, (out, (xr, gr)))| {
+                let (s, [k1, k2, k3]) = (&ch[r % d.c], k[r % d.c]);
+                for ((o, &v), &g) in out.iter_mut().zip(xr).zip(gr) {
+                    *o = k1 * (g - k2 - (v - s.mean) * k3);
+                }
+            });
+        let dgamma = ch
+            .iter()
+            .zip(&sums)
+            .map(|(s, &(_, sgx))| (sgx * s.invstd as f64) as f32);
+        let dbeta = sums.iter().map(|&(sg, _)| sg as f32);
+        (dx, dgamma.collect(), dbeta.collect())
+    }
+
+    #[derive(Debug)]
+    struct BatchNormBackward;
+
+    impl Backward<Flex, 3> for BatchNormBackward {
+        type State = (NodeId, Arc<Vec<Channel>>, Dims);
+
+        fn backward(
+            self,
+            ops: Ops<Self::State, 3>,
+            grads: &mut Gradients,
+            checkpointer: &mut Checkpointer,
+        ) {
+            let grad: FlexTensor = grads.consume::<Flex>(&ops.node);
+            let (x_id, ch, d) = ops.state;
+            let x: FlexTensor = checkpointer.retrieve_node_output(x_id);
+            let (xv, shape) = values(&x).expect("f32 input");
+            let (dy, _) = values(&grad).expect("f32 gradient");
+            let (dx, dgamma, dbeta) = backward(&xv, &dy, d, &ch);
+            let [px, pg, pb] = &ops.parents;
+            if let Some(node) = px {
+                grads.register::<Flex>(node.id, flex(dx, shape));
+            }
+            if let Some(node) = pg {
+                grads.register::<Flex>(node.id, flex(dgamma, vec![d.c]));
+            }
+            if let Some(node) = pb {
+                grads.register::<Flex>(node.id, flex(dbeta, vec![d.c]));
+            }
+        }
+    }
+
+    /// The training forward on `Autodiff<Flex>` primitives: the output and
+    /// the batch `(mean, biased variance)` per channel; `None` when the
+    /// tensors are not f32 `[N, C, H, W]` / `[C]`.
+    pub(super) fn forward(
+        x: AdTensor,
+        gamma: AdTensor,
+        beta: AdTensor,
+        epsilon: f64,
+    ) -> Option<(AdTensor, Vec<(f64, f64)>)> {
+        let (xv, shape) = values(&x.primitive)?;
+        let [n, c, h, w]: [usize; 4] = shape.as_slice().try_into().ok()?;
+        let (gv, _) = values(&gamma.primitive)?;
+        let (bv, _) = values(&beta.primitive)?;
+        if gv.len() != c || bv.len() != c || n * h * w == 0 {
+            return None;
+        }
+        let d = Dims { n, c, hw: h * w };
+        let st = stats(&xv, d);
+        let channels: Vec<Channel> = st
+            .iter()
+            .zip(gv.iter().zip(bv.iter()))
+            .map(|(&(mean, var), (&gamma, &beta))| {
+                let invstd = (1.0 / (var + epsilon).sqrt()) as f32;
+                Channel {
+                    mean: mean as f32,
+                    invstd,
+                    scale: gamma * invstd,
+                    beta,
+                }
+            })
+            .collect();
+        let y = flex(normalize(&xv, d, &channels), shape);
+        let out = match BatchNormBackward
+            .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), Arc::new(channels), d);
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        Some((out, st))
     }
 }
 
@@ -165,23 +435,94 @@ mod tests {
         }
     }
 
-    #[test]
-    fn gradients_match_burns_batch_norm() {
-        // burn's module differs only in the running variance, not in the
-        // training output or its gradients.
+    /// Gradients of `sum(y * weight)` for x, gamma and beta, and the
+    /// running statistics after the step.
+    /// (A fresh module per call: clones share their running state.)
+    fn step(gamma: &[f32], beta: &[f32], x: &Tensor<A, 4>, fused: bool) -> [Vec<f32>; 6] {
         let dev = Default::default();
-        let x = input::<A>(&dev);
-        let ours = BatchNorm2d::<A>::new(3, &dev);
-        let theirs = burn::nn::BatchNormConfig::new(3).init::<A>(&dev);
-        let weight = Tensor::<A, 4>::random([4, 3, 5, 6], Distribution::Normal(0.0, 1.0), &dev);
-        let grads = |y: Tensor<A, 4>, x: &Tensor<A, 4>| {
-            let g = (y * weight.clone()).sum().backward();
-            x.grad(&g).unwrap().into_data()
+        let weight = Tensor::<A, 4>::from_floats(
+            TensorData::new(
+                (0..x.dims().iter().product::<usize>())
+                    .map(|i| ((i * 7919) % 13) as f32 - 6.0)
+                    .collect::<Vec<f32>>(),
+                x.dims(),
+            ),
+            &dev,
+        );
+        let mut bn = BatchNorm2d::<A>::new(gamma.len(), &dev);
+        bn.gamma = Param::from_tensor(Tensor::from_floats(gamma, &dev).require_grad());
+        bn.beta = Param::from_tensor(Tensor::from_floats(beta, &dev).require_grad());
+        let x = x.clone().require_grad();
+        let y = if fused {
+            bn.fused_forward(&x)
+                .expect("flex autodiff takes the fused path")
+        } else {
+            bn.generic_forward(x.clone())
         };
-        let (xa, xb) = (x.clone().require_grad(), x.require_grad());
-        let ga = grads(ours.forward(xa.clone()), &xa);
-        let gb = grads(theirs.forward(xb.clone()), &xb);
-        ga.assert_approx_eq::<f32>(&gb, Tolerance::absolute(1e-4));
+        let vals = |t: Tensor<A, 1>| t.into_data().to_vec::<f32>().unwrap();
+        let y_vals: Vec<f32> = y.clone().into_data().to_vec().unwrap();
+        let g = (y * weight).sum().backward();
+        [
+            y_vals,
+            x.grad(&g).unwrap().into_data().to_vec().unwrap(),
+            bn.gamma
+                .val()
+                .grad(&g)
+                .unwrap()
+                .into_data()
+                .to_vec()
+                .unwrap(),
+            bn.beta
+                .val()
+                .grad(&g)
+                .unwrap()
+                .into_data()
+                .to_vec()
+                .unwrap(),
+            vals(bn.running_mean.value_sync()),
+            vals(bn.running_var.value_sync()),
+        ]
+    }
+
+    fn close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= 2e-5 * scale, "{what}[{i}]: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn fused_kernel_matches_the_generic_path_and_burns_batch_norm() {
+        let dev = Default::default();
+        // Mean far from 0 (the fused statistics shift by a sample) and
+        // rows of 30 and of 35 values (16 lanes plus remainders).
+        for shape in [[4, 3, 5, 6], [3, 2, 5, 7]] {
+            let x = Tensor::<A, 4>::random(shape, Distribution::Normal(20.0, 3.0), &dev);
+            let g: Vec<f32> = (0..shape[1]).map(|i| 0.5 + i as f32).collect();
+            let b: Vec<f32> = (0..shape[1]).map(|i| 1.0 - i as f32).collect();
+            let (fused, generic) = (step(&g, &b, &x, true), step(&g, &b, &x, false));
+            let names = ["y", "dx", "dgamma", "dbeta", "running mean", "running var"];
+            for ((f, g), name) in fused.iter().zip(&generic).zip(names) {
+                close(f, g, &format!("{shape:?} {name}"));
+            }
+            // burn's module differs only in the running variance, not in
+            // the training output or its gradients.
+            let theirs = burn::nn::BatchNormConfig::new(shape[1]).init::<A>(&dev);
+            let theirs = burn::nn::BatchNorm {
+                gamma: Param::from_tensor(Tensor::from_floats(g.as_slice(), &dev)),
+                beta: Param::from_tensor(Tensor::from_floats(b.as_slice(), &dev)),
+                ..theirs
+            };
+            let xb = x.clone().require_grad();
+            let weight: Vec<f32> = (0..x.dims().iter().product::<usize>())
+                .map(|i| ((i * 7919) % 13) as f32 - 6.0)
+                .collect();
+            let weight = Tensor::<A, 4>::from_floats(TensorData::new(weight, x.dims()), &dev);
+            let grads = (theirs.forward(xb.clone()) * weight).sum().backward();
+            let dx: Vec<f32> = xb.grad(&grads).unwrap().into_data().to_vec().unwrap();
+            close(&fused[1], &dx, &format!("{shape:?} dx vs burn"));
+        }
     }
 
     #[test]
