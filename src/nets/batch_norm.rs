@@ -26,6 +26,7 @@ use std::any::TypeId;
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
+use burn::tensor::activation::relu;
 
 use super::conv::{FlexAd, primitive, same};
 
@@ -63,11 +64,26 @@ impl<B: Backend> BatchNorm2d<B> {
     /// with the running ones otherwise.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         if B::ad_enabled(&x.device())
-            && let Some(y) = self.fused_forward(&x)
+            && let Some(y) = self.fused_forward(&x, None, false)
         {
             return y;
         }
         self.generic_forward(x)
+    }
+
+    /// `relu(forward(x) + residual)` (`relu(forward(x))` without a
+    /// residual): in training on `Autodiff<Flex>`, one fused operation.
+    pub fn forward_relu(&self, x: Tensor<B, 4>, residual: Option<Tensor<B, 4>>) -> Tensor<B, 4> {
+        if B::ad_enabled(&x.device())
+            && let Some(y) = self.fused_forward(&x, residual.as_ref(), true)
+        {
+            return y;
+        }
+        let y = self.generic_forward(x);
+        relu(match residual {
+            Some(r) => y + r,
+            None => y,
+        })
     }
 
     /// [`Self::forward`] in burn tensor operations (any backend).
@@ -102,7 +118,12 @@ impl<B: Backend> BatchNorm2d<B> {
 
     /// The training forward through [`fused`] on `Autodiff<Flex>`; `None`
     /// on other backends or tensors it does not take.
-    fn fused_forward(&self, x: &Tensor<B, 4>) -> Option<Tensor<B, 4>> {
+    fn fused_forward(
+        &self,
+        x: &Tensor<B, 4>,
+        residual: Option<&Tensor<B, 4>>,
+        relu: bool,
+    ) -> Option<Tensor<B, 4>> {
         if TypeId::of::<B>() != TypeId::of::<FlexAd>() {
             return None;
         }
@@ -112,6 +133,8 @@ impl<B: Backend> BatchNorm2d<B> {
             same(primitive(x.clone())),
             same(primitive(self.gamma.val())),
             same(primitive(self.beta.val())),
+            residual.map(|r| same(primitive(r.clone()))),
+            relu,
             self.epsilon,
         )?;
         let column = |f: fn(&(f64, f64)) -> f64| {
@@ -181,7 +204,7 @@ mod fused {
         }
     }
 
-    /// `(sum f(a_j, b_j))` over a row in 16 f32 lanes (vectorises), as f64.
+    /// `sum f(a_j, b_j)` over a row in 16 f32 lanes (vectorises), as f64.
     #[inline(always)]
     fn lanes(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
         let mut acc = [0.0f32; 16];
@@ -202,7 +225,7 @@ mod fused {
 
     /// Per channel: the batch mean and the biased variance, accumulated in
     /// f64 per row around the channel's first value.
-    pub(super) fn stats(x: &[f32], d: Dims) -> Vec<(f64, f64)> {
+    fn stats(x: &[f32], d: Dims) -> Vec<(f64, f64)> {
         (0..d.c)
             .into_par_iter()
             .map(|ch| {
@@ -219,24 +242,9 @@ mod fused {
             .collect()
     }
 
-    /// `y = (x - mean) gamma / sqrt(var + eps) + beta`, per channel.
-    fn normalize(x: &[f32], d: Dims, stats: &[Channel]) -> Vec<f32> {
-        let mut y = zeros(x.len());
-        y.par_chunks_mut(d.hw)
-            .zip(x.par_chunks(d.hw))
-            .enumerate()
-            .for_each(|(r, (yr, xr))| {
-                let s = &stats[r % d.c];
-                for (o, &v) in yr.iter_mut().zip(xr) {
-                    *o = (v - s.mean) * s.scale + s.beta;
-                }
-            });
-        y
-    }
-
     /// What the backward pass needs of one channel.
     #[derive(Debug, Clone, Copy)]
-    pub(super) struct Channel {
+    struct Channel {
         mean: f32,
         invstd: f32,
         /// `gamma invstd`.
@@ -244,15 +252,40 @@ mod fused {
         beta: f32,
     }
 
-    /// Input, `gamma` and `beta` gradients.
-    fn backward(x: &[f32], dy: &[f32], d: Dims, ch: &[Channel]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        // Per channel: sum dy and sum dy (x - mean).
+    /// `y = (x - mean) gamma / sqrt(var + eps) + beta (+ residual)`, then
+    /// `max(y, 0)` when `relu`.
+    fn normalize(x: &[f32], r: Option<&[f32]>, relu: bool, d: Dims, ch: &[Channel]) -> Vec<f32> {
+        let mut y = zeros(x.len());
+        y.par_chunks_mut(d.hw)
+            .zip(x.par_chunks(d.hw))
+            .enumerate()
+            .for_each(|(row, (yr, xr))| {
+                let s = &ch[row % d.c];
+                for (o, &v) in yr.iter_mut().zip(xr) {
+                    *o = (v - s.mean) * s.scale + s.beta;
+                }
+                if let Some(r) = r {
+                    yr.iter_mut()
+                        .zip(&r[row * d.hw..][..d.hw])
+                        .for_each(|(o, &v)| *o += v);
+                }
+                if relu {
+                    yr.iter_mut().for_each(|o| *o = o.max(0.0));
+                }
+            });
+        y
+    }
+
+    /// Gradients of `x`, `gamma` and `beta` for the normalisation's output
+    /// gradient `g`.
+    fn backward(x: &[f32], g: &[f32], d: Dims, ch: &[Channel]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        // Per channel: sum g and sum g (x - mean).
         let sums: Vec<(f64, f64)> = (0..d.c)
             .into_par_iter()
             .map(|c| {
                 let mean = ch[c].mean;
                 d.rows(x, c)
-                    .zip(d.rows(dy, c))
+                    .zip(d.rows(g, c))
                     .fold((0.0, 0.0), |(a, b), (xr, gr)| {
                         (
                             a + lanes(gr, gr, |g, _| g),
@@ -262,7 +295,7 @@ mod fused {
             })
             .collect();
         let m = d.count() as f64;
-        // dx = gamma invstd (dy - sum dy / m - (x - mean) invstd^2 sum dy (x - mean) / m).
+        // dx = gamma invstd (g - sum g / m - (x - mean) invstd^2 sum g (x - mean) / m).
         let k: Vec<[f32; 3]> = ch
             .iter()
             .zip(&sums)
@@ -273,7 +306,7 @@ mod fused {
             .collect();
         let mut dx = zeros(x.len());
         dx.par_chunks_mut(d.hw)
-            .zip(x.par_chunks(d.hw).zip(dy.par_chunks(d.hw)))
+            .zip(x.par_chunks(d.hw).zip(g.par_chunks(d.hw)))
             .enumerate()
             .for_each(|(r, (out, (xr, gr)))| {
                 let (s, [k1, k2, k3]) = (&ch[r % d.c], k[r % d.c]);
@@ -289,51 +322,85 @@ mod fused {
         (dx, dgamma.collect(), dbeta.collect())
     }
 
+    /// The autodiff node; parents `x`, `gamma`, `beta` and, with a residual,
+    /// the residual. State: `x`'s checkpoint, the channels, the dimensions,
+    /// and the output when a ReLU ends the operation (its mask).
     #[derive(Debug)]
     struct BatchNormBackward;
 
-    impl Backward<Flex, 3> for BatchNormBackward {
-        type State = (NodeId, Arc<Vec<Channel>>, Dims);
+    type State = (NodeId, Arc<Vec<Channel>>, Dims, Option<FlexTensor>);
+
+    impl<const N: usize> Backward<Flex, N> for BatchNormBackward {
+        type State = State;
 
         fn backward(
             self,
-            ops: Ops<Self::State, 3>,
+            ops: Ops<Self::State, N>,
             grads: &mut Gradients,
             checkpointer: &mut Checkpointer,
         ) {
             let grad: FlexTensor = grads.consume::<Flex>(&ops.node);
-            let (x_id, ch, d) = ops.state;
+            let (x_id, ch, d, relu_out) = ops.state;
             let x: FlexTensor = checkpointer.retrieve_node_output(x_id);
             let (xv, shape) = values(&x).expect("f32 input");
             let (dy, _) = values(&grad).expect("f32 gradient");
-            let (dx, dgamma, dbeta) = backward(&xv, &dy, d, &ch);
-            let [px, pg, pb] = &ops.parents;
-            if let Some(node) = px {
-                grads.register::<Flex>(node.id, flex(dx, shape));
+            // Through the ReLU: zero where the output is 0.
+            let g: Vec<f32> = match &relu_out {
+                Some(y) => {
+                    let (yv, _) = values(y).expect("f32 output");
+                    let mut g = zeros(dy.len());
+                    g.par_chunks_mut(d.hw)
+                        .zip(dy.par_chunks(d.hw).zip(yv.par_chunks(d.hw)))
+                        .for_each(|(o, (gr, yr))| {
+                            for ((o, &g), &y) in o.iter_mut().zip(gr).zip(yr) {
+                                *o = if y > 0.0 { g } else { 0.0 };
+                            }
+                        });
+                    g
+                }
+                None => dy.into_owned(),
+            };
+            let parents = &ops.parents;
+            let wants_bn = parents[..3].iter().any(Option::is_some);
+            if wants_bn {
+                let (dx, dgamma, dbeta) = backward(&xv, &g, d, &ch);
+                for (node, (value, dims)) in parents[..3].iter().zip([
+                    (dx, shape.clone()),
+                    (dgamma, vec![d.c]),
+                    (dbeta, vec![d.c]),
+                ]) {
+                    if let Some(node) = node {
+                        grads.register::<Flex>(node.id, flex(value, dims));
+                    }
+                }
             }
-            if let Some(node) = pg {
-                grads.register::<Flex>(node.id, flex(dgamma, vec![d.c]));
-            }
-            if let Some(node) = pb {
-                grads.register::<Flex>(node.id, flex(dbeta, vec![d.c]));
+            if let Some(Some(node)) = parents.get(3) {
+                grads.register::<Flex>(node.id, flex(g, shape));
             }
         }
     }
 
-    /// The training forward on `Autodiff<Flex>` primitives: the output and
-    /// the batch `(mean, biased variance)` per channel; `None` when the
-    /// tensors are not f32 `[N, C, H, W]` / `[C]`.
+    /// The training forward of `relu?(bn(x) + residual?)` on `Autodiff<Flex>`
+    /// primitives: the output and the batch `(mean, biased variance)` per
+    /// channel; `None` when the tensors are not f32 `[N, C, H, W]` / `[C]`
+    /// (and a residual of `x`'s shape).
     pub(super) fn forward(
         x: AdTensor,
         gamma: AdTensor,
         beta: AdTensor,
+        residual: Option<AdTensor>,
+        relu: bool,
         epsilon: f64,
     ) -> Option<(AdTensor, Vec<(f64, f64)>)> {
         let (xv, shape) = values(&x.primitive)?;
         let [n, c, h, w]: [usize; 4] = shape.as_slice().try_into().ok()?;
         let (gv, _) = values(&gamma.primitive)?;
         let (bv, _) = values(&beta.primitive)?;
-        if gv.len() != c || bv.len() != c || n * h * w == 0 {
+        let rv = match &residual {
+            Some(r) => Some(values(&r.primitive)?).filter(|(_, s)| *s == shape),
+            None => None,
+        };
+        if gv.len() != c || bv.len() != c || n * h * w == 0 || residual.is_some() != rv.is_some() {
             return None;
         }
         let d = Dims { n, c, hw: h * w };
@@ -351,17 +418,31 @@ mod fused {
                 }
             })
             .collect();
-        let y = flex(normalize(&xv, d, &channels), shape);
-        let out = match BatchNormBackward
-            .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), Arc::new(channels), d);
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(y),
+        let y = flex(
+            normalize(&xv, rv.as_ref().map(|r| &r.0[..]), relu, d, &channels),
+            shape,
+        );
+        let mask = relu.then(|| y.clone());
+        // One arm per parent count (3 or 4): burn-autodiff does not name the
+        // node type, so the array cannot be built generically.
+        macro_rules! finish {
+            ($($node:expr),+) => {
+                match BatchNormBackward
+                    .prepare::<NoCheckpointing>([$($node.node.clone()),+])
+                    .compute_bound()
+                    .stateful()
+                {
+                    OpsKind::Tracked(mut prep) => {
+                        let state = (prep.checkpoint(&x), Arc::new(channels), d, mask);
+                        prep.finish(state, y)
+                    }
+                    OpsKind::UnTracked(prep) => prep.finish(y),
+                }
+            };
+        }
+        let out = match &residual {
+            Some(r) => finish!(x, gamma, beta, r),
+            None => finish!(x, gamma, beta),
         };
         Some((out, st))
     }
@@ -435,50 +516,60 @@ mod tests {
         }
     }
 
-    /// Gradients of `sum(y * weight)` for x, gamma and beta, and the
-    /// running statistics after the step.
-    /// (A fresh module per call: clones share their running state.)
-    fn step(gamma: &[f32], beta: &[f32], x: &Tensor<A, 4>, fused: bool) -> [Vec<f32>; 6] {
+    /// How [`step`] runs the module.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Mode {
+        Plain,
+        Relu,
+        ReluResidual,
+    }
+
+    /// The output, the gradients of `sum(y * weight)` for x, gamma, beta
+    /// and the residual (empty without one), and the running statistics
+    /// after the step. (A fresh module per call: clones share their
+    /// running state.)
+    fn step(
+        gamma: &[f32],
+        beta: &[f32],
+        x: &Tensor<A, 4>,
+        mode: Mode,
+        fused: bool,
+    ) -> [Vec<f32>; 7] {
         let dev = Default::default();
-        let weight = Tensor::<A, 4>::from_floats(
-            TensorData::new(
-                (0..x.dims().iter().product::<usize>())
-                    .map(|i| ((i * 7919) % 13) as f32 - 6.0)
-                    .collect::<Vec<f32>>(),
-                x.dims(),
-            ),
-            &dev,
-        );
+        let n = x.dims().iter().product::<usize>();
+        let pattern = |a: usize, b: usize| {
+            let v: Vec<f32> = (0..n)
+                .map(|i| ((i * a) % b) as f32 - (b / 2) as f32)
+                .collect();
+            Tensor::<A, 4>::from_floats(TensorData::new(v, x.dims()), &dev)
+        };
+        let weight = pattern(7919, 13);
         let mut bn = BatchNorm2d::<A>::new(gamma.len(), &dev);
         bn.gamma = Param::from_tensor(Tensor::from_floats(gamma, &dev).require_grad());
         bn.beta = Param::from_tensor(Tensor::from_floats(beta, &dev).require_grad());
         let x = x.clone().require_grad();
-        let y = if fused {
-            bn.fused_forward(&x)
-                .expect("flex autodiff takes the fused path")
-        } else {
-            bn.generic_forward(x.clone())
-        };
+        let residual = (mode == Mode::ReluResidual).then(|| (pattern(31, 7) * 0.5).require_grad());
+        let y = match (mode, fused) {
+            (Mode::Plain, true) => bn.fused_forward(&x, None, false),
+            (_, true) => bn.fused_forward(&x, residual.as_ref(), true),
+            (Mode::Plain, false) => Some(bn.generic_forward(x.clone())),
+            (_, false) => {
+                let y = bn.generic_forward(x.clone());
+                Some(relu(residual.clone().map_or(y.clone(), |r| y + r)))
+            }
+        }
+        .expect("flex autodiff takes the fused path");
         let vals = |t: Tensor<A, 1>| t.into_data().to_vec::<f32>().unwrap();
+        let grad = |t: &Tensor<A, 4>, g| t.grad(g).unwrap().into_data().to_vec().unwrap();
+        let grad1 = |t: Tensor<A, 1>, g| t.grad(g).unwrap().into_data().to_vec::<f32>().unwrap();
         let y_vals: Vec<f32> = y.clone().into_data().to_vec().unwrap();
         let g = (y * weight).sum().backward();
         [
             y_vals,
-            x.grad(&g).unwrap().into_data().to_vec().unwrap(),
-            bn.gamma
-                .val()
-                .grad(&g)
-                .unwrap()
-                .into_data()
-                .to_vec()
-                .unwrap(),
-            bn.beta
-                .val()
-                .grad(&g)
-                .unwrap()
-                .into_data()
-                .to_vec()
-                .unwrap(),
+            grad(&x, &g),
+            grad1(bn.gamma.val(), &g),
+            grad1(bn.beta.val(), &g),
+            residual.map_or(Vec::new(), |r| grad(&r, &g)),
             vals(bn.running_mean.value_sync()),
             vals(bn.running_var.value_sync()),
         ]
@@ -493,7 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn fused_kernel_matches_the_generic_path_and_burns_batch_norm() {
+    fn fused_kernel_matches_the_generic_path_and_burns_batch_norm_with_relu_and_residual() {
         let dev = Default::default();
         // Mean far from 0 (the fused statistics shift by a sample) and
         // rows of 30 and of 35 values (16 lanes plus remainders).
@@ -501,11 +592,23 @@ mod tests {
             let x = Tensor::<A, 4>::random(shape, Distribution::Normal(20.0, 3.0), &dev);
             let g: Vec<f32> = (0..shape[1]).map(|i| 0.5 + i as f32).collect();
             let b: Vec<f32> = (0..shape[1]).map(|i| 1.0 - i as f32).collect();
-            let (fused, generic) = (step(&g, &b, &x, true), step(&g, &b, &x, false));
-            let names = ["y", "dx", "dgamma", "dbeta", "running mean", "running var"];
-            for ((f, g), name) in fused.iter().zip(&generic).zip(names) {
-                close(f, g, &format!("{shape:?} {name}"));
+            let names = [
+                "y",
+                "dx",
+                "dgamma",
+                "dbeta",
+                "dresidual",
+                "running mean",
+                "running var",
+            ];
+            for mode in [Mode::Plain, Mode::Relu, Mode::ReluResidual] {
+                let fused = step(&g, &b, &x, mode, true);
+                let generic = step(&g, &b, &x, mode, false);
+                for ((f, g), name) in fused.iter().zip(&generic).zip(names) {
+                    close(f, g, &format!("{shape:?} {mode:?} {name}"));
+                }
             }
+            let fused = step(&g, &b, &x, Mode::Plain, true);
             // burn's module differs only in the running variance, not in
             // the training output or its gradients.
             let theirs = burn::nn::BatchNormConfig::new(shape[1]).init::<A>(&dev);

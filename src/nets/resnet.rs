@@ -13,7 +13,6 @@ use super::conv;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 /// Builds a [`ResNet`].
 #[derive(Config, Debug)]
@@ -60,9 +59,11 @@ impl<B: Backend> BasicBlock<B> {
     }
 
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let out = relu(self.bn1.forward(conv::forward(&self.conv1, x.clone())));
-        let out = self.bn2.forward(conv::forward(&self.conv2, out));
-        relu(out + self.shortcut(x))
+        let out = self
+            .bn1
+            .forward_relu(conv::forward(&self.conv1, x.clone()), None);
+        let out = conv::forward(&self.conv2, out);
+        self.bn2.forward_relu(out, Some(self.shortcut(x)))
     }
 
     /// Option-A shortcut: subsample by the stride, zero-pad the channels.
@@ -121,7 +122,9 @@ impl<B: Backend> ResNet<B> {
     /// # Shapes
     /// `[B, Ch, H, W]` -> `[B, 64]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut x = relu(self.bn.forward(conv::forward(&self.conv, images))); // [B, 16, H, W]
+        let mut x = self
+            .bn
+            .forward_relu(conv::forward(&self.conv, images), None); // [B, 16, H, W]
         for block in &self.blocks {
             x = block.forward(x);
         }
