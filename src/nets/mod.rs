@@ -13,6 +13,7 @@ mod mlp;
 pub mod pool;
 mod resnet;
 mod sgemm;
+mod shortcut;
 
 pub use batch_norm::BatchNorm2d;
 pub use cnn::{Cnn, CnnConfig};

@@ -9,7 +9,7 @@
 //! sqrt 2) initialisation, as in the widely used PyTorch CIFAR ResNet code.
 
 use super::BatchNorm2d;
-use super::conv;
+use super::{conv, shortcut};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
@@ -68,25 +68,8 @@ impl<B: Backend> BasicBlock<B> {
 
     /// Option-A shortcut: subsample by the stride, zero-pad the channels.
     fn shortcut(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        if self.stride == 1 && self.pad_channels == 0 {
-            return x;
-        }
-        let [b, c, h, w] = x.dims();
-        let x = if self.stride == 2 {
-            // x[:, :, ::2, ::2] for even H and W (checked by NetSpec::check).
-            x.reshape([b, c, h / 2, 2, w / 2, 2])
-                .narrow(3, 0, 1)
-                .narrow(5, 0, 1)
-                .reshape([b, c, h / 2, w / 2])
-        } else {
-            x
-        };
-        if self.pad_channels == 0 {
-            return x;
-        }
-        let [b, _, h, w] = x.dims();
-        let zeros = Tensor::zeros([b, self.pad_channels, h, w], &x.device());
-        Tensor::cat(vec![zeros.clone(), x, zeros], 1)
+        // x[:, :, ::2, ::2] needs even H and W (checked by NetSpec::check).
+        shortcut::option_a(x, self.stride, self.pad_channels)
     }
 }
 

@@ -1,24 +1,23 @@
 //! The f32 product behind symfeat's convolution kernels: `C (+)= A B` with
-//! `A` packed once in panels of [`MR`] rows and `B` read in place, row by
-//! row (any row stride, contiguous columns).
+//! `A` read through any strides and `B` read in place, row by row (any row
+//! stride, contiguous columns). Neither operand is packed.
 //!
-//! Why not the `gemm` crate alone: it packs both operands on every call.
-//! A convolution calls it once per image with the same `A` (the weights)
-//! and a `B` that was just written (the unfolded image), so the packing
-//! was done again per image; and its kernel ran the reference CNN's
-//! 64 x 196 x 800 per-image product at ~75 GFLOP/s per core where this
-//! machine's AMD EPYC (Zen 4) peaks at ~117 (one 512-bit FMA per cycle,
-//! measured with a register-only loop), while PyTorch's oneDNN ran that
-//! convolution near peak. Here:
+//! Why not the `gemm` crate: it packs both operands on every call, and a
+//! convolution calls the product once per image with the same `A` (the
+//! weights) and a `B` that was just written (the unfolded image). In
+//! isolation, one thread, hot caches, both kernels run near this machine's
+//! peak (`gemm` 95-113 GFLOP/s, this tile 105-116; the peak is ~117 per
+//! core on this AMD EPYC, Zen 4: one 512-bit FMA per cycle, measured with a
+//! register-only loop). Inside the reference CNN's second convolution (2
+//! threads, 128 images of 64 x 196 x 800 products) the `gemm` crate's
+//! products ran at ~154 GFLOP/s and these at ~204-210.
 //!
-//! - `A` is packed once per convolution call ([`PackedA`]), or written
-//!   packed directly by the im2col of the weight gradient;
-//! - the AVX-512 tile keeps an `8 x 48` block of `C` in 24 registers,
-//!   loads three vectors of one `B` row and broadcasts eight `A` values
-//!   per step, and masks the last vector of a row, so `B` needs no
-//!   padding;
-//! - without AVX-512 (checked once at run time) each panel goes through
-//!   the `gemm` crate, with the same results up to rounding.
+//! - The AVX-512 tile keeps an `8 x 48` block of `C` in 24 registers; per
+//!   step it loads three vectors of one `B` row and broadcasts eight `A`
+//!   values (eight scalar loads, packed or not). The last vector of a row
+//!   is masked, so `B` and `C` need no padding.
+//! - Without AVX-512 (checked once at run time) the product goes to the
+//!   `gemm` crate, with the same results up to rounding.
 //!
 //! Every call is serial and its summation order is fixed (blocks of
 //! [`KC`] steps in order), so results do not depend on threads.
