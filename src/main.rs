@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     symfeat::backend::tune_allocator();
+    default_sigpipe();
     let cli = symfeat::cli::Cli::parse();
     match symfeat::cli::run(cli) {
         Ok(code) => code,
@@ -12,5 +13,17 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Dies quietly on a closed pipe (`symfeat bench | head -1`) like other
+/// command-line tools, instead of panicking in `println!`: Rust ignores
+/// SIGPIPE by default. A no-op off Linux/glibc.
+fn default_sigpipe() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: restoring the default disposition of one signal, before any
+    // other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
