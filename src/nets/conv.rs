@@ -285,7 +285,7 @@ fn per_image(
 }
 
 /// Sum in 16 lanes (vectorises; a plain f32 sum is a serial chain).
-fn sum(v: &[f32]) -> f32 {
+pub(super) fn sum(v: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 16];
     let mut chunks = v.chunks_exact(16);
     for c in &mut chunks {

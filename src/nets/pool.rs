@@ -222,6 +222,68 @@ pub fn forward_module<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B
     }
 }
 
+/// Global average pooling `[N, C, H, W]` -> `[N, C]`: one parallel sweep
+/// each way on `Flex` and `Autodiff<Flex>` (f32); two `mean_dim`s
+/// otherwise. (burn-autodiff's `mean_dim` backward multiplies a tensor of
+/// ones by the broadcast gradient on the calling thread: the largest
+/// serial item of a ResNet-20 step after its other kernels.)
+pub fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let [n, c, h, w] = x.dims();
+    let mean = |v: &[f32]| conv::sum(v) / v.len() as f32;
+    let forward = |x: &FlexTensor| -> Option<FlexTensor> {
+        let (xv, _) = values(x)?;
+        let mut y = vec![0.0f32; n * c];
+        y.par_iter_mut()
+            .zip(xv.par_chunks(h * w))
+            .for_each(|(o, plane)| *o = mean(plane));
+        Some(flex(y, vec![n, c]))
+    };
+    let ty = TypeId::of::<B>();
+    if h * w > 0 && ty == TypeId::of::<FlexAd>() {
+        let xp: AdTensor = same(primitive(x.clone()));
+        if let Some(y) = forward(&xp.primitive) {
+            let out = match GlobalAvgBackward
+                .prepare::<NoCheckpointing>([xp.node.clone()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => prep.finish([n, c, h, w], y),
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            };
+            return Tensor::from_primitive(TensorPrimitive::Float(same(out)));
+        }
+    } else if h * w > 0 && ty == TypeId::of::<Flex>() {
+        let xp: FlexTensor = same(primitive(x.clone()));
+        if let Some(y) = forward(&xp) {
+            return Tensor::from_primitive(TensorPrimitive::Float(same(y)));
+        }
+    }
+    x.mean_dim(3).mean_dim(2).reshape([n, c])
+}
+
+/// The autodiff node of [`global_avg_pool`]: each input gradient is the
+/// output gradient of its plane over `H W`.
+#[derive(Debug)]
+struct GlobalAvgBackward;
+
+impl Backward<Flex, 1> for GlobalAvgBackward {
+    type State = [usize; 4];
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let [n, c, h, w] = ops.state;
+        if let Some(node) = &ops.parents[0] {
+            let (dy, _) = values(&grad).expect("f32 gradient of an f32 pooling");
+            let mut dx = conv::zeros(n * c * h * w);
+            let hw = (h * w) as f32;
+            dx.par_chunks_mut(h * w)
+                .zip(dy.par_iter())
+                .for_each(|(plane, &g)| plane.fill(g / hw));
+            grads.register::<Flex>(node.id, flex(dx, vec![n, c, h, w]));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +351,35 @@ mod tests {
             (vals(z), vals(y.grad(&grads).unwrap()))
         };
         assert_eq!(run(true), run(false));
+    }
+
+    /// Global average pooling: values and input gradients equal two
+    /// `mean_dim`s' (up to rounding), on autodiff and plain flex.
+    #[test]
+    fn global_average_pooling_matches_mean_dim() {
+        let dev = Default::default();
+        let x = Tensor::<Ad, 4>::random([3, 5, 7, 6], Distribution::Normal(1.0, 2.0), &dev);
+        let run = |ours: bool| {
+            let x = x.clone().require_grad();
+            let y = if ours {
+                global_avg_pool(x.clone())
+            } else {
+                x.clone().mean_dim(3).mean_dim(2).reshape([3, 5])
+            };
+            let w: Vec<f32> = (0..15).map(|i| ((i * 31) % 7) as f32 - 3.0).collect();
+            let w = Tensor::<Ad, 1>::from_floats(w.as_slice(), &dev).reshape([3, 5]);
+            let grads = (y.clone() * w).sum().backward();
+            (vals(y), vals(x.grad(&grads).unwrap()))
+        };
+        let (ours, burn) = (run(true), run(false));
+        for (a, b) in ours.0.iter().zip(&burn.0).chain(ours.1.iter().zip(&burn.1)) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let plain = Tensor::<Flex, 4>::from_data(x.into_data(), &dev);
+        let y = vals(global_avg_pool(plain));
+        for (a, b) in y.iter().zip(&burn.0) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
     }
 
     #[test]

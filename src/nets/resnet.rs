@@ -9,7 +9,7 @@
 //! sqrt 2) initialisation, as in the widely used PyTorch CIFAR ResNet code.
 
 use super::BatchNorm2d;
-use super::{conv, shortcut};
+use super::{conv, pool, shortcut};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
@@ -111,7 +111,6 @@ impl<B: Backend> ResNet<B> {
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let [b, c, _, _] = x.dims(); // [B, 64, H/4, W/4]
-        x.mean_dim(3).mean_dim(2).reshape([b, c])
+        pool::global_avg_pool(x) // [B, 64, H/4, W/4] -> [B, 64]
     }
 }
