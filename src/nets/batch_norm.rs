@@ -28,6 +28,9 @@ use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::tensor::activation::relu;
 
+use burn::backend::Flex;
+use burn_flex::FlexTensor;
+
 use super::conv::{FlexAd, primitive, same};
 
 /// Batch normalisation over `[N, C, H, W]` (PyTorch's `BatchNorm2d`).
@@ -63,9 +66,7 @@ impl<B: Backend> BatchNorm2d<B> {
     /// Normalise with the batch statistics when autodiff is on (training),
     /// with the running ones otherwise.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        if B::ad_enabled(&x.device())
-            && let Some(y) = self.fused_forward(&x, None, false)
-        {
+        if let Some(y) = self.fused_forward(&x, None, false) {
             return y;
         }
         self.generic_forward(x)
@@ -74,9 +75,7 @@ impl<B: Backend> BatchNorm2d<B> {
     /// `relu(forward(x) + residual)` (`relu(forward(x))` without a
     /// residual): in training on `Autodiff<Flex>`, one fused operation.
     pub fn forward_relu(&self, x: Tensor<B, 4>, residual: Option<Tensor<B, 4>>) -> Tensor<B, 4> {
-        if B::ad_enabled(&x.device())
-            && let Some(y) = self.fused_forward(&x, residual.as_ref(), true)
-        {
+        if let Some(y) = self.fused_forward(&x, residual.as_ref(), true) {
             return y;
         }
         let y = self.generic_forward(x);
@@ -116,14 +115,32 @@ impl<B: Backend> BatchNorm2d<B> {
         centered * per_row(scale) + per_row(self.beta.val())
     }
 
-    /// The training forward through [`fused`] on `Autodiff<Flex>`; `None`
-    /// on other backends or tensors it does not take.
+    /// Through [`fused`]: training on `Autodiff<Flex>`, evaluation (running
+    /// statistics) on `Flex`; `None` on other backends or tensors it does
+    /// not take.
     fn fused_forward(
         &self,
         x: &Tensor<B, 4>,
         residual: Option<&Tensor<B, 4>>,
         relu: bool,
     ) -> Option<Tensor<B, 4>> {
+        if TypeId::of::<B>() == TypeId::of::<Flex>() {
+            let plain = |t: Tensor<B, 1>| -> FlexTensor { same(primitive(t)) };
+            let stats = [
+                plain(self.running_mean.value()),
+                plain(self.running_var.value()),
+                plain(self.gamma.val()),
+                plain(self.beta.val()),
+            ];
+            let y = fused::evaluate(
+                &same(primitive(x.clone())),
+                residual.map(|r| same(primitive(r.clone()))).as_ref(),
+                relu,
+                [&stats[0], &stats[1], &stats[2], &stats[3]],
+                self.epsilon,
+            )?;
+            return Some(Tensor::from_primitive(TensorPrimitive::Float(same(y))));
+        }
         if TypeId::of::<B>() != TypeId::of::<FlexAd>() {
             return None;
         }
@@ -380,6 +397,62 @@ mod fused {
         }
     }
 
+    /// Per channel, from `(mean, variance)`, `gamma` and `beta`.
+    fn channels(stats: &[(f64, f64)], gamma: &[f32], beta: &[f32], epsilon: f64) -> Vec<Channel> {
+        stats
+            .iter()
+            .zip(gamma.iter().zip(beta))
+            .map(|(&(mean, var), (&gamma, &beta))| {
+                let invstd = (1.0 / (var + epsilon).sqrt()) as f32;
+                Channel {
+                    mean: mean as f32,
+                    invstd,
+                    scale: gamma * invstd,
+                    beta,
+                }
+            })
+            .collect()
+    }
+
+    /// Evaluation on plain flex: `relu?(bn(x) + residual?)` with the running
+    /// statistics; `[mean, var, gamma, beta]` are `[C]` tensors. `None` when
+    /// the tensors are not f32 of matching shapes.
+    pub(super) fn evaluate(
+        x: &FlexTensor,
+        residual: Option<&FlexTensor>,
+        relu: bool,
+        [mean, var, gamma, beta]: [&FlexTensor; 4],
+        epsilon: f64,
+    ) -> Option<FlexTensor> {
+        let (xv, shape) = values(x)?;
+        let [n, c, h, w]: [usize; 4] = shape.as_slice().try_into().ok()?;
+        let per_channel = |t: &FlexTensor| {
+            values(t)
+                .map(|(v, _)| v.into_owned())
+                .filter(|v| v.len() == c)
+        };
+        let (mv, vv) = (per_channel(mean)?, per_channel(var)?);
+        let (gv, bv) = (per_channel(gamma)?, per_channel(beta)?);
+        let rv = match residual {
+            Some(r) => Some(values(r)?).filter(|(_, s)| *s == shape),
+            None => None,
+        };
+        if residual.is_some() != rv.is_some() {
+            return None;
+        }
+        let stats: Vec<(f64, f64)> = mv
+            .iter()
+            .zip(&vv)
+            .map(|(&m, &v)| (m as f64, v as f64))
+            .collect();
+        let d = Dims { n, c, hw: h * w };
+        let ch = channels(&stats, &gv, &bv, epsilon);
+        Some(flex(
+            normalize(&xv, rv.as_ref().map(|r| &r.0[..]), relu, d, &ch),
+            shape,
+        ))
+    }
+
     /// The training forward of `relu?(bn(x) + residual?)` on `Autodiff<Flex>`
     /// primitives: the output and the batch `(mean, biased variance)` per
     /// channel; `None` when the tensors are not f32 `[N, C, H, W]` / `[C]`
@@ -405,19 +478,7 @@ mod fused {
         }
         let d = Dims { n, c, hw: h * w };
         let st = stats(&xv, d);
-        let channels: Vec<Channel> = st
-            .iter()
-            .zip(gv.iter().zip(bv.iter()))
-            .map(|(&(mean, var), (&gamma, &beta))| {
-                let invstd = (1.0 / (var + epsilon).sqrt()) as f32;
-                Channel {
-                    mean: mean as f32,
-                    invstd,
-                    scale: gamma * invstd,
-                    beta,
-                }
-            })
-            .collect();
+        let channels = channels(&st, &gv, &bv, epsilon);
         let y = flex(
             normalize(&xv, rv.as_ref().map(|r| &r.0[..]), relu, d, &channels),
             shape,
@@ -625,6 +686,32 @@ mod tests {
             let grads = (theirs.forward(xb.clone()) * weight).sum().backward();
             let dx: Vec<f32> = xb.grad(&grads).unwrap().into_data().to_vec().unwrap();
             close(&fused[1], &dx, &format!("{shape:?} dx vs burn"));
+        }
+    }
+
+    /// Evaluation on plain flex (fused) equals the generic path, with and
+    /// without ReLU and residual.
+    #[test]
+    fn fused_evaluation_matches_the_generic_path() {
+        let dev = Default::default();
+        let mut bn = BatchNorm2d::<I>::new(3, &dev);
+        bn.running_mean = RunningState::new(Tensor::from_floats([1.0, -2.0, 0.5], &dev));
+        bn.running_var = RunningState::new(Tensor::from_floats([4.0, 0.5, 0.25], &dev));
+        bn.gamma = Param::from_tensor(Tensor::from_floats([0.5, 1.5, -1.0], &dev));
+        bn.beta = Param::from_tensor(Tensor::from_floats([0.1, 0.0, 2.0], &dev));
+        let x = input::<I>(&dev);
+        let r = Tensor::<I, 4>::random([4, 3, 5, 6], Distribution::Normal(0.0, 1.0), &dev);
+        let vals = |t: Tensor<I, 4>| t.into_data().to_vec::<f32>().unwrap();
+        let generic = bn.generic_forward(x.clone());
+        for (ours, want) in [
+            (bn.forward(x.clone()), generic.clone()),
+            (bn.forward_relu(x.clone(), None), relu(generic.clone())),
+            (
+                bn.forward_relu(x.clone(), Some(r.clone())),
+                relu(generic + r),
+            ),
+        ] {
+            close(&vals(ours), &vals(want), "evaluation");
         }
     }
 
