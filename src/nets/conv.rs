@@ -41,7 +41,7 @@ use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::sgemm::{self, Lhs};
+use super::sgemm::{self, Lhs, Rows};
 
 /// Geometry of one convolution (NCHW, no dilation, one group).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -311,7 +311,12 @@ fn forward_values(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32>
                 row.fill(bias);
             }
         }
-        sgemm::gemm(yi, p, b.is_some(), wa, cols, p, p);
+        let cols = Rows {
+            data: cols,
+            ld: p,
+            n: p,
+        };
+        sgemm::gemm(yi, p, b.is_some(), wa, cols);
     });
     y
 }
@@ -329,7 +334,12 @@ fn backward_x(g: &Geom, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dx = zeros(g.n * g.c * g.h * g.w);
     per_image(g, &mut dx, g.c * g.h * g.w, |i, cols, dxi| {
         // cols = W^T dY_n.
-        sgemm::gemm(cols, p, false, wt, &dy[i * g.o * p..][..g.o * p], p, p);
+        let dyi = Rows {
+            data: &dy[i * g.o * p..][..g.o * p],
+            ld: p,
+            n: p,
+        };
+        sgemm::gemm(cols, p, false, wt, dyi);
         col2im(g, cols, dxi);
     });
     dx
@@ -371,7 +381,12 @@ fn backward_w(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
                     k: p,
                     strides: (p, 1),
                 };
-                sgemm::gemm(&mut dwt, g.o, true, a, &dyt, g.o, g.o);
+                let b = Rows {
+                    data: &dyt,
+                    ld: g.o,
+                    n: g.o,
+                };
+                sgemm::gemm(&mut dwt, g.o, true, a, b);
             }
             (dwt, db)
         })

@@ -57,32 +57,27 @@ fn avx512() -> bool {
     })
 }
 
-/// `C = A B` (or `C += A B` when `accumulate`): `C` is `m x n` with row
-/// stride `ldc`, `B` is `k x n` with row stride `ldb` (both with
-/// contiguous columns).
-pub(super) fn gemm(
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-    a: Lhs,
-    b: &[f32],
-    ldb: usize,
-    n: usize,
-) {
-    gemm_with(avx512(), c, ldc, accumulate, a, b, ldb, n);
+/// The right factor `B` (`k x n`, `k` from the `A` it multiplies): row
+/// `s` is `data[s ld .. s ld + n]`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rows<'a> {
+    pub data: &'a [f32],
+    pub ld: usize,
+    pub n: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn gemm_with(
-    fast: bool,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-    a: Lhs,
-    b: &[f32],
-    ldb: usize,
-    n: usize,
-) {
+/// `C = A B` (or `C += A B` when `accumulate`): `C` is `m x n` with row
+/// stride `ldc` (contiguous columns).
+pub(super) fn gemm(c: &mut [f32], ldc: usize, accumulate: bool, a: Lhs, b: Rows) {
+    gemm_with(avx512(), c, ldc, accumulate, a, b);
+}
+
+fn gemm_with(fast: bool, c: &mut [f32], ldc: usize, accumulate: bool, a: Lhs, b: Rows) {
+    let Rows {
+        data: b,
+        ld: ldb,
+        n,
+    } = b;
     let (m, k, (rs, cs)) = (a.m, a.k, a.strides);
     if m == 0 || n == 0 {
         return;
@@ -264,7 +259,12 @@ mod tests {
             k,
             strides: (1, m),
         };
-        gemm_with(fast, &mut got, ldc, accumulate, lhs, &b, ldb, n);
+        let rhs = Rows {
+            data: &b,
+            ld: ldb,
+            n,
+        };
+        gemm_with(fast, &mut got, ldc, accumulate, lhs, rhs);
         for i in 0..m {
             for j in 0..ldc {
                 let (g, w) = (got[i * ldc + j] as f64, want[i * ldc + j]);
