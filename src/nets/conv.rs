@@ -20,7 +20,8 @@
 //! unfolded matrix) was measured slower and not kept (CNN conv1 forward
 //! 3.5 vs 1.0 ms, conv2 14.5 vs 13.7 ms, ResNet 16-channel 4.3 vs 3.9 ms).
 //!
-//! Images run in parallel on the rayon pool. [`conv2d`] picks these kernels
+//! Images run in parallel on the rayon pool (the weight gradient: groups
+//! of [`W_GROUP`] images, summed in a fixed order). [`conv2d`] picks these kernels
 //! when the backend is `Flex` or `Autodiff<Flex>` (by `TypeId`, so nets stay
 //! generic over the backend), the tensors are f32, and the options have no
 //! dilation and one group; everything else goes to burn's `conv2d`.
@@ -688,7 +689,8 @@ mod tests {
         check([2, 3, 11, 9], 4, [3, 3], [2, 2], [1, 1], true);
         check([2, 3, 8, 8], 2, [1, 1], [2, 2], [0, 0], false);
         check([1, 2, 6, 9], 3, [3, 2], [1, 2], [0, 1], false);
-        // 32+ output channels: the weight gradient's im2col layout.
+        // More output channels than one 48-column tile of the weight
+        // gradient's product (dW^T is K x O).
         check([2, 3, 7, 6], 33, [3, 3], [1, 1], [1, 1], true);
         check([2, 2, 9, 9], 40, [3, 3], [2, 2], [1, 1], false);
         // A kernel wider than the padded row on one side: empty column ranges.
@@ -749,6 +751,8 @@ mod tests {
             ([1, 2, 4, 4], [1, 2, 5, 5], [1, 1], [2, 2]),
             ([1, 2, 9, 8], [1, 2, 3, 3], [2, 2], [1, 1]),
             ([1, 1, 6, 7], [1, 1, 3, 3], [1, 1], [0, 0]),
+            // Contiguous rows with an output taller than the input (Ho 7).
+            ([1, 2, 5, 5], [1, 2, 1, 3], [1, 1], [1, 1]),
         ] {
             let g = Geom::new(x, w, stride, pad).unwrap();
             let (k, p) = (g.k(), g.p());

@@ -9,6 +9,9 @@
 //! window, as burn and PyTorch), and the backward pass adds each output
 //! gradient at that offset. Chosen by `TypeId` like [`super::conv`]; other
 //! backends and options use burn's `max_pool2d`.
+//!
+//! Also global average pooling ([`global_avg_pool`], the end of the
+//! ResNets), one parallel sweep each way.
 
 use std::any::TypeId;
 use std::sync::Arc;
