@@ -118,16 +118,48 @@ fn run_libtorch<J: BackendJob>(_job: J) -> Result<J::Output> {
 fn run_cuda<J: BackendJob>(index: usize, job: J) -> Result<J::Output> {
     use burn::backend::cuda::{Cuda, CudaDevice};
     // Without a usable GPU, the first CUDA tensor panics in a worker thread;
-    // probe it here and turn the panic into a clear error.
+    // probe it here, with the panic's report held back (it printed a
+    // backtrace), and turn it into a clear error that quotes its first
+    // words.
     let device = CudaDevice::new(index);
+    let first_panic = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let previous = std::panic::take_hook();
+    let seen = first_panic.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        if let Ok(mut slot) = seen.lock() {
+            slot.get_or_insert(msg);
+        }
+    }));
     let probe = std::panic::catch_unwind(|| {
         let t = burn::tensor::Tensor::<Cuda, 1>::ones([1], &device);
         t.into_data()
     });
+    std::panic::set_hook(previous);
     if probe.is_err() {
+        let cause = first_panic
+            .lock()
+            .ok()
+            .and_then(|m| m.clone())
+            .map(|m| {
+                let short: String = m
+                    .split(" - ")
+                    .next()
+                    .unwrap_or(&m)
+                    .chars()
+                    .take(160)
+                    .collect();
+                format!(" ({short})")
+            })
+            .unwrap_or_default();
         bail!(
-            "--device cuda:{index}: no usable CUDA device (is an NVIDIA driver present, \
-             and CUDA's headers under CUDA_PATH or /usr/local/cuda for NVRTC?)"
+            "--device cuda:{index}: no usable CUDA device{cause}; is an NVIDIA driver present, \
+             and CUDA's headers under CUDA_PATH or /usr/local/cuda for NVRTC?"
         );
     }
     job.run::<burn::backend::Autodiff<Cuda>>(device)
