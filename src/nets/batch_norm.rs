@@ -196,13 +196,12 @@ mod fused {
     use burn::backend::Flex;
     use burn::backend::autodiff::NodeId;
     use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
     use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::autodiff::ops::{Backward, Ops};
     use burn_flex::FlexTensor;
     use rayon::prelude::*;
 
-    use crate::nets::conv::{AdTensor, flex, values, zeros};
+    use crate::nets::conv::{AdTensor, flex, record, values, zeros};
 
     /// Rows of `[N, C, H W]`: row `r` is image `r / C`, channel `r % C`.
     #[derive(Debug, Clone, Copy)]
@@ -490,26 +489,19 @@ mod fused {
             shape,
         );
         let mask = relu.then(|| y.clone());
-        // One arm per parent count (3 or 4): burn-autodiff does not name the
-        // node type, so the array cannot be built generically.
-        macro_rules! finish {
-            ($($node:expr),+) => {
-                match BatchNormBackward
-                    .prepare::<NoCheckpointing>([$($node.node.clone()),+])
-                    .compute_bound()
-                    .stateful()
-                {
-                    OpsKind::Tracked(mut prep) => {
-                        let state = (prep.checkpoint(&x), Arc::new(channels), d, mask);
-                        prep.finish(state, y)
-                    }
-                    OpsKind::UnTracked(prep) => prep.finish(y),
-                }
-            };
-        }
         let out = match &residual {
-            Some(r) => finish!(x, gamma, beta, r),
-            None => finish!(x, gamma, beta),
+            Some(r) => record!(
+                BatchNormBackward,
+                [x, gamma, beta, r],
+                |prep| (prep.checkpoint(&x), Arc::new(channels), d, mask),
+                y
+            ),
+            None => record!(
+                BatchNormBackward,
+                [x, gamma, beta],
+                |prep| (prep.checkpoint(&x), Arc::new(channels), d, mask),
+                y
+            ),
         };
         Some((out, st))
     }

@@ -30,9 +30,8 @@ use std::any::{Any, TypeId};
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::{Autodiff, Flex};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
@@ -43,6 +42,33 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use super::sgemm::{self, Lhs, Rows};
+
+/// Records `y`, computed from the autodiff tensors `parents`, as the output
+/// of the backward step `op`; `state` (an expression that may take
+/// checkpoints from `prep`) is built only when the graph tracks the
+/// operation. Callers write one arm per parent count: burn-autodiff does
+/// not export its node type, so the parent array cannot be built by a
+/// generic function.
+macro_rules! record {
+    ($op:expr, [$($parent:expr),+], |$prep:ident| $state:expr, $y:expr) => {
+        match $op
+            .prepare::<::burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>(
+                [$($parent.node.clone()),+],
+            )
+            .compute_bound()
+            .stateful()
+        {
+            // (`mut` is unused when the state takes no checkpoint.)
+            #[allow(unused_mut)]
+            ::burn::backend::autodiff::ops::OpsKind::Tracked(mut $prep) => {
+                let state = $state;
+                $prep.finish(state, $y)
+            }
+            ::burn::backend::autodiff::ops::OpsKind::UnTracked(prep) => prep.finish($y),
+        }
+    };
+}
+pub(super) use record;
 
 /// Geometry of one convolution (NCHW, no dilation, one group).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -511,29 +537,19 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward {
 /// Records the convolution `y = conv(x, w, b)` (computed by the kernels
 /// with geometry `g`) in the autodiff graph.
 fn tracked(x: AdTensor, w: AdTensor, b: Option<AdTensor>, g: Geom, y: FlexTensor) -> AdTensor {
-    match b {
-        Some(b) => match ConvBackward
-            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone(), b.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&w), g);
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        },
-        None => match ConvBackward
-            .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&w), g);
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        },
+    match &b {
+        Some(b) => record!(
+            ConvBackward,
+            [x, w, b],
+            |prep| (prep.checkpoint(&x), prep.checkpoint(&w), g),
+            y
+        ),
+        None => record!(
+            ConvBackward,
+            [x, w],
+            |prep| (prep.checkpoint(&x), prep.checkpoint(&w), g),
+            y
+        ),
     }
 }
 
@@ -607,6 +623,7 @@ pub fn forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nets::test_util::vals;
     use burn::tensor::Distribution;
 
     type Ad = Autodiff<Flex>;
@@ -620,10 +637,6 @@ mod tests {
                 "{what}[{i}]: {x} vs burn {y}"
             );
         }
-    }
-
-    fn vals<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().to_vec().unwrap()
     }
 
     /// symfeat's kernels against burn's conv2d: output and the gradients of

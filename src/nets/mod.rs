@@ -15,6 +15,17 @@ mod resnet;
 mod sgemm;
 mod shortcut;
 
+/// What the kernels' tests share.
+#[cfg(test)]
+mod test_util {
+    use burn::prelude::*;
+
+    /// A tensor's values as f32.
+    pub(super) fn vals<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().to_vec().unwrap()
+    }
+}
+
 pub use batch_norm::BatchNorm2d;
 pub use cnn::{Cnn, CnnConfig};
 pub use lenet::{LeNetPP, LeNetPPConfig};

@@ -18,9 +18,8 @@ use std::sync::Arc;
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
 use burn::tensor::backend::Backend;
@@ -28,7 +27,7 @@ use burn::tensor::{Tensor, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::conv::{self, AdTensor, FlexAd, flex, primitive, same, values};
+use super::conv::{self, AdTensor, FlexAd, flex, primitive, record, same, values};
 
 /// Shape of one pooling: input planes `N C` of `H x W`, windows `k` with
 /// stride `s`, output `Ho x Wo` (floor).
@@ -192,14 +191,7 @@ pub fn max_pool2d<B: Backend>(
     if ty == TypeId::of::<FlexAd>() {
         let xp: AdTensor = same(primitive(x.clone()));
         if let Some((y, p, arg, [n, c])) = flex_forward(&xp.primitive, kernel, stride) {
-            let out = match PoolBackward
-                .prepare::<NoCheckpointing>([xp.node.clone()])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => prep.finish((p, Arc::new(arg), n, c), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
+            let out = record!(PoolBackward, [xp], |_prep| (p, Arc::new(arg), n, c), y);
             return Tensor::from_primitive(TensorPrimitive::Float(same(out)));
         }
     } else if ty == TypeId::of::<Flex>() {
@@ -245,14 +237,7 @@ pub fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
     if h * w > 0 && ty == TypeId::of::<FlexAd>() {
         let xp: AdTensor = same(primitive(x.clone()));
         if let Some(y) = forward(&xp.primitive) {
-            let out = match GlobalAvgBackward
-                .prepare::<NoCheckpointing>([xp.node.clone()])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => prep.finish([n, c, h, w], y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
+            let out = record!(GlobalAvgBackward, [xp], |_prep| [n, c, h, w], y);
             return Tensor::from_primitive(TensorPrimitive::Float(same(out)));
         }
     } else if h * w > 0 && ty == TypeId::of::<Flex>() {
@@ -290,14 +275,11 @@ impl Backward<Flex, 1> for GlobalAvgBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nets::test_util::vals;
     use burn::backend::Autodiff;
     use burn::tensor::Distribution;
 
     type Ad = Autodiff<Flex>;
-
-    fn vals<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().to_vec().unwrap()
-    }
 
     /// Values and input gradients equal burn's, for windows that tile,
     /// overlap, and leave a remainder; with ties (quantised inputs).

@@ -14,15 +14,14 @@ use std::any::TypeId;
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::conv::{self, AdTensor, FlexAd, flex, primitive, same, values};
+use super::conv::{self, AdTensor, FlexAd, flex, primitive, record, same, values};
 
 /// Shapes of one shortcut: input `[n, c, h, w]`, output
 /// `[n, c + 2 pad, h / stride, w / stride]`.
@@ -136,14 +135,7 @@ pub fn option_a<B: Backend>(x: Tensor<B, 4>, stride: usize, pad: usize) -> Tenso
     if ty == TypeId::of::<FlexAd>() {
         let xp: AdTensor = same(primitive(x.clone()));
         if let Some((y, sh)) = flex_forward(&xp.primitive, stride, pad) {
-            let out = match ShortcutBackward
-                .prepare::<NoCheckpointing>([xp.node.clone()])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => prep.finish(sh, y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
+            let out = record!(ShortcutBackward, [xp], |_prep| sh, y);
             return Tensor::from_primitive(TensorPrimitive::Float(same(out)));
         }
     } else if ty == TypeId::of::<Flex>() {
@@ -177,13 +169,10 @@ fn generic<B: Backend>(x: Tensor<B, 4>, stride: usize, pad: usize) -> Tensor<B, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nets::test_util::vals;
     use burn::tensor::Distribution;
 
     type Ad = FlexAd;
-
-    fn vals<BB: Backend, const D: usize>(t: Tensor<BB, D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().to_vec().unwrap()
-    }
 
     /// Values and input gradients equal the burn operations', and the
     /// values the definition's, for the shapes ResNets use and odd ones.
