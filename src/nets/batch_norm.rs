@@ -33,7 +33,7 @@ use burn::tensor::activation::relu;
 use burn::backend::Flex;
 use burn_flex::FlexTensor;
 
-use super::conv::{FlexAd, primitive, same};
+use super::flex::{FlexAd, primitive, same};
 
 /// Batch normalisation over `[N, C, H, W]` (PyTorch's `BatchNorm2d`).
 #[derive(Module, Debug)]
@@ -201,7 +201,7 @@ mod fused {
     use burn_flex::FlexTensor;
     use rayon::prelude::*;
 
-    use crate::nets::conv::{AdTensor, flex, record, values, zeros};
+    use crate::nets::flex::{AdTensor, flex_tensor, lanes, record, values, zeros};
 
     /// Rows of `[N, C, H W]`: row `r` is image `r / C`, channel `r % C`.
     #[derive(Debug, Clone, Copy)]
@@ -223,22 +223,10 @@ mod fused {
         }
     }
 
-    /// `sum f(a_j, b_j)` over a row in 16 f32 lanes (vectorises), as f64.
+    /// `sum f(a_j, b_j)` over a row ([`lanes`]), the lanes added in f64.
     #[inline(always)]
-    fn lanes(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
-        let mut acc = [0.0f32; 16];
-        let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-        let rest: f32 = ca
-            .remainder()
-            .iter()
-            .zip(cb.remainder())
-            .map(|(&x, &y)| f(x, y))
-            .sum();
-        for (x, y) in ca.zip(cb) {
-            for l in 0..16 {
-                acc[l] += f(x[l], y[l]);
-            }
-        }
+    fn sum64(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+        let (acc, rest) = lanes(a, b, f);
         acc.iter().map(|&v| v as f64).sum::<f64>() + rest as f64
     }
 
@@ -251,8 +239,8 @@ mod fused {
                 let shift = x[ch * d.hw];
                 let (mut s1, mut s2) = (0.0f64, 0.0f64);
                 for row in d.rows(x, ch) {
-                    s1 += lanes(row, row, |v, _| v - shift);
-                    s2 += lanes(row, row, |v, _| (v - shift) * (v - shift));
+                    s1 += sum64(row, row, |v, _| v - shift);
+                    s2 += sum64(row, row, |v, _| (v - shift) * (v - shift));
                 }
                 let m = d.count() as f64;
                 let mean = s1 / m;
@@ -307,8 +295,8 @@ mod fused {
                     .zip(d.rows(g, c))
                     .fold((0.0, 0.0), |(a, b), (xr, gr)| {
                         (
-                            a + lanes(gr, gr, |g, _| g),
-                            b + lanes(xr, gr, |v, g| g * (v - mean)),
+                            a + sum64(gr, gr, |g, _| g),
+                            b + sum64(xr, gr, |v, g| g * (v - mean)),
                         )
                     })
             })
@@ -389,12 +377,12 @@ mod fused {
                     (dbeta, vec![d.c]),
                 ]) {
                     if let Some(node) = node {
-                        grads.register::<Flex>(node.id, flex(value, dims));
+                        grads.register::<Flex>(node.id, flex_tensor(value, dims));
                     }
                 }
             }
             if let Some(Some(node)) = parents.get(3) {
-                grads.register::<Flex>(node.id, flex(g, shape));
+                grads.register::<Flex>(node.id, flex_tensor(g, shape));
             }
         }
     }
@@ -452,7 +440,7 @@ mod fused {
             .collect();
         let d = Dims { n, c, hw: h * w };
         let ch = channels(&stats, &gv, &bv, epsilon);
-        Some(flex(
+        Some(flex_tensor(
             normalize(&xv, rv.as_ref().map(|r| &r.0[..]), relu, d, &ch),
             shape,
         ))
@@ -484,7 +472,7 @@ mod fused {
         let d = Dims { n, c, hw: h * w };
         let st = stats(&xv, d);
         let channels = channels(&st, &gv, &bv, epsilon);
-        let y = flex(
+        let y = flex_tensor(
             normalize(&xv, rv.as_ref().map(|r| &r.0[..]), relu, d, &channels),
             shape,
         );

@@ -26,49 +26,23 @@
 //! generic over the backend), the tensors are f32, and the options have no
 //! dilation and one group; everything else goes to burn's `conv2d`.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 
+use burn::backend::Flex;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
-use burn::backend::{Autodiff, Flex};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::{ConvOptions, FloatTensor};
-use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
+use super::flex::{AdTensor, FlexAd, flex_tensor, primitive, record, same, sum, values, zeros};
 use super::sgemm::{self, Lhs, Rows};
-
-/// Records `y`, computed from the autodiff tensors `parents`, as the output
-/// of the backward step `op`; `state` (an expression that may take
-/// checkpoints from `prep`) is built only when the graph tracks the
-/// operation. Callers write one arm per parent count: burn-autodiff does
-/// not export its node type, so the parent array cannot be built by a
-/// generic function.
-macro_rules! record {
-    ($op:expr, [$($parent:expr),+], |$prep:ident| $state:expr, $y:expr) => {
-        match $op
-            .prepare::<::burn::backend::autodiff::checkpoint::strategy::NoCheckpointing>(
-                [$($parent.node.clone()),+],
-            )
-            .compute_bound()
-            .stateful()
-        {
-            // (`mut` is unused when the state takes no checkpoint.)
-            #[allow(unused_mut)]
-            ::burn::backend::autodiff::ops::OpsKind::Tracked(mut $prep) => {
-                let state = $state;
-                $prep.finish(state, $y)
-            }
-            ::burn::backend::autodiff::ops::OpsKind::UnTracked(prep) => prep.finish($y),
-        }
-    };
-}
-pub(super) use record;
 
 /// Geometry of one convolution (NCHW, no dilation, one group).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -210,14 +184,6 @@ fn zero_short(v: &mut [f32]) {
     }
 }
 
-/// `len` zeros, written by the rayon pool (a serial `vec![0.0; len]` of a
-/// batch's activations left the other threads idle).
-pub(super) fn zeros(len: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(len);
-    v.par_extend(rayon::iter::repeat_n(0.0f32, len));
-    v
-}
-
 /// Unfolds image `x` (`C x H x W`) into `cols` (`K x P`, row `(c, ky, kx)`).
 /// Writes only the positions that see the image: the padding positions are
 /// the same for every image, so `cols` must hold zeros there (a buffer
@@ -309,16 +275,6 @@ fn per_image(
     out.par_chunks_mut(out_len)
         .enumerate()
         .for_each_init(|| vec![0.0f32; cols], |buf, (i, o)| f(i, buf, o));
-}
-
-/// Sum in 16 lanes (vectorises; a plain f32 sum is a serial chain).
-pub(super) fn sum(v: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let mut chunks = v.chunks_exact(16);
-    for c in &mut chunks {
-        lanes.iter_mut().zip(c).for_each(|(l, x)| *l += x);
-    }
-    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }
 
 /// Forward: `[N, O, Ho, Wo]`.
@@ -435,25 +391,6 @@ fn backward_w(g: &Geom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
 
 // ---------------------------------------------------------------- burn glue
 
-/// Contiguous f32 values of a flex tensor, with its 4-D shape.
-pub(super) fn values(t: &FlexTensor) -> Option<(std::borrow::Cow<'_, [f32]>, Vec<usize>)> {
-    if t.dtype() != DType::F32 {
-        return None;
-    }
-    let dims = t.layout().shape().to_vec();
-    Some(match t.as_slice::<f32>() {
-        Some(s) => (std::borrow::Cow::Borrowed(s), dims),
-        None => (
-            std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>()?.to_vec()),
-            dims,
-        ),
-    })
-}
-
-pub(super) fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
-
 fn dims4(d: &[usize]) -> Option<[usize; 4]> {
     d.try_into().ok()
 }
@@ -486,11 +423,8 @@ fn flex_forward(
         return None;
     }
     let y = forward_values(g, &xv, &wv, bv.as_deref());
-    Some(flex(y, vec![g.n, g.o, g.ho, g.wo]))
+    Some(flex_tensor(y, vec![g.n, g.o, g.ho, g.wo]))
 }
-
-pub(super) type FlexAd = Autodiff<Flex>;
-pub(super) type AdTensor = FloatTensor<FlexAd>;
 
 /// The autodiff node: parents `x`, `w` and optionally `b`.
 #[derive(Debug)]
@@ -515,7 +449,7 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward {
             let (wv, _) = values(&w).expect("f32 weight");
             grads.register::<Flex>(
                 node.id,
-                flex(backward_x(&g, &wv, &dy), vec![g.n, g.c, g.h, g.w]),
+                flex_tensor(backward_x(&g, &wv, &dy), vec![g.n, g.c, g.h, g.w]),
             );
         }
         let bias_node = parents.get(2).and_then(Option::as_ref);
@@ -525,10 +459,10 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward {
             let (xv, _) = values(&x).expect("f32 input");
             let (dw, db) = backward_w(&g, &xv, &dy);
             if let Some(node) = &parents[1] {
-                grads.register::<Flex>(node.id, flex(dw, vec![g.o, g.c, g.kh, g.kw]));
+                grads.register::<Flex>(node.id, flex_tensor(dw, vec![g.o, g.c, g.kh, g.kw]));
             }
             if let Some(node) = bias_node {
-                grads.register::<Flex>(node.id, flex(db, vec![g.o]));
+                grads.register::<Flex>(node.id, flex_tensor(db, vec![g.o]));
             }
         }
     }
@@ -551,16 +485,6 @@ fn tracked(x: AdTensor, w: AdTensor, b: Option<AdTensor>, g: Geom, y: FlexTensor
             y
         ),
     }
-}
-
-/// `t` as `U` when `T` is `U` (checked by the caller through `TypeId`).
-pub(super) fn same<T: 'static, U: 'static>(t: T) -> U {
-    let boxed: Box<dyn Any> = Box::new(t);
-    *boxed.downcast::<U>().expect("TypeId checked by the caller")
-}
-
-pub(super) fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
-    t.into_primitive().tensor()
 }
 
 /// 2-D convolution `x [N, C, H, W]` with `weight [O, C, kh, kw]` and
@@ -626,7 +550,7 @@ mod tests {
     use crate::nets::test_util::vals;
     use burn::tensor::Distribution;
 
-    type Ad = Autodiff<Flex>;
+    type Ad = FlexAd;
 
     fn close(a: &[f32], b: &[f32], what: &str) {
         assert_eq!(a.len(), b.len(), "{what}: lengths");

@@ -8,6 +8,7 @@
 mod batch_norm;
 mod cnn;
 pub mod conv;
+mod flex;
 mod lenet;
 mod mlp;
 pub mod pool;

@@ -13,7 +13,6 @@
 //! Also global average pooling ([`global_avg_pool`], the end of the
 //! ResNets), one parallel sweep each way.
 
-use std::any::TypeId;
 use std::sync::Arc;
 
 use burn::backend::Flex;
@@ -22,12 +21,12 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2d;
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::conv::{self, AdTensor, FlexAd, flex, primitive, record, same, values};
+use super::flex::{self, flex_tensor, sum, values, zeros};
 
 /// Shape of one pooling: input planes `N C` of `H x W`, windows `k` with
 /// stride `s`, output `Ho x Wo` (floor).
@@ -65,7 +64,7 @@ impl Pool {
 /// input plane.
 fn forward(p: &Pool, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let (out_plane, in_plane) = (p.ho * p.wo, p.h * p.w);
-    let mut y = conv::zeros(p.planes * out_plane);
+    let mut y = zeros(p.planes * out_plane);
     let mut arg = vec![0u32; p.planes * out_plane];
     y.par_chunks_mut(out_plane)
         .zip(arg.par_chunks_mut(out_plane))
@@ -131,7 +130,7 @@ fn pool_2x2(p: &Pool, x: &[f32], y: &mut [f32], arg: &mut [u32]) {
 /// winner's offset.
 fn backward(p: &Pool, arg: &[u32], dy: &[f32]) -> Vec<f32> {
     let (out_plane, in_plane) = (p.ho * p.wo, p.h * p.w);
-    let mut dx = conv::zeros(p.planes * in_plane);
+    let mut dx = zeros(p.planes * in_plane);
     dx.par_chunks_mut(in_plane)
         .enumerate()
         .for_each(|(plane, dx)| {
@@ -155,7 +154,10 @@ impl Backward<Flex, 1> for PoolBackward {
         let (p, arg, n, c) = ops.state;
         if let Some(node) = &ops.parents[0] {
             let (dy, _) = values(&grad).expect("f32 gradient of an f32 pooling");
-            grads.register::<Flex>(node.id, flex(backward(&p, &arg, &dy), vec![n, c, p.h, p.w]));
+            grads.register::<Flex>(
+                node.id,
+                flex_tensor(backward(&p, &arg, &dy), vec![n, c, p.h, p.w]),
+            );
         }
     }
 }
@@ -172,7 +174,7 @@ fn flex_forward(
     u32::try_from(p.h * p.w).ok()?;
     let (y, arg) = forward(&p, &xv);
     Some((
-        flex(y, vec![dims[0], dims[1], p.ho, p.wo]),
+        flex_tensor(y, vec![dims[0], dims[1], p.ho, p.wo]),
         p,
         arg,
         [dims[0], dims[1]],
@@ -187,18 +189,12 @@ pub fn max_pool2d<B: Backend>(
     kernel: [usize; 2],
     stride: [usize; 2],
 ) -> Tensor<B, 4> {
-    let ty = TypeId::of::<B>();
-    if ty == TypeId::of::<FlexAd>() {
-        let xp: AdTensor = same(primitive(x.clone()));
-        if let Some((y, p, arg, [n, c])) = flex_forward(&xp.primitive, kernel, stride) {
-            let out = record!(PoolBackward, [xp], |_prep| (p, Arc::new(arg), n, c), y);
-            return Tensor::from_primitive(TensorPrimitive::Float(same(out)));
-        }
-    } else if ty == TypeId::of::<Flex>() {
-        let xp: FlexTensor = same(primitive(x.clone()));
-        if let Some((y, ..)) = flex_forward(&xp, kernel, stride) {
-            return Tensor::from_primitive(TensorPrimitive::Float(same(y)));
-        }
+    let fast = flex::unary(&x, PoolBackward, |x| {
+        let (y, p, arg, [n, c]) = flex_forward(x, kernel, stride)?;
+        Some((y, (p, Arc::new(arg), n, c)))
+    });
+    if let Some(y) = fast {
+        return y;
     }
     burn::tensor::module::max_pool2d(x, kernel, stride, [0, 0], [1, 1], false)
 }
@@ -224,27 +220,19 @@ pub fn forward_module<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B
 /// serial item of a ResNet-20 step after its other kernels.)
 pub fn global_avg_pool<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
     let [n, c, h, w] = x.dims();
-    let mean = |v: &[f32]| conv::sum(v) / v.len() as f32;
+    let mean = |v: &[f32]| sum(v) / v.len() as f32;
     let forward = |x: &FlexTensor| -> Option<FlexTensor> {
         let (xv, _) = values(x)?;
         let mut y = vec![0.0f32; n * c];
         y.par_iter_mut()
             .zip(xv.par_chunks(h * w))
             .for_each(|(o, plane)| *o = mean(plane));
-        Some(flex(y, vec![n, c]))
+        Some(flex_tensor(y, vec![n, c]))
     };
-    let ty = TypeId::of::<B>();
-    if h * w > 0 && ty == TypeId::of::<FlexAd>() {
-        let xp: AdTensor = same(primitive(x.clone()));
-        if let Some(y) = forward(&xp.primitive) {
-            let out = record!(GlobalAvgBackward, [xp], |_prep| [n, c, h, w], y);
-            return Tensor::from_primitive(TensorPrimitive::Float(same(out)));
-        }
-    } else if h * w > 0 && ty == TypeId::of::<Flex>() {
-        let xp: FlexTensor = same(primitive(x.clone()));
-        if let Some(y) = forward(&xp) {
-            return Tensor::from_primitive(TensorPrimitive::Float(same(y)));
-        }
+    if h * w > 0
+        && let Some(y) = flex::unary(&x, GlobalAvgBackward, |x| Some((forward(x)?, [n, c, h, w])))
+    {
+        return y;
     }
     x.mean_dim(3).mean_dim(2).reshape([n, c])
 }
@@ -262,12 +250,12 @@ impl Backward<Flex, 1> for GlobalAvgBackward {
         let [n, c, h, w] = ops.state;
         if let Some(node) = &ops.parents[0] {
             let (dy, _) = values(&grad).expect("f32 gradient of an f32 pooling");
-            let mut dx = conv::zeros(n * c * h * w);
+            let mut dx = zeros(n * c * h * w);
             let hw = (h * w) as f32;
             dx.par_chunks_mut(h * w)
                 .zip(dy.par_iter())
                 .for_each(|(plane, &g)| plane.fill(g / hw));
-            grads.register::<Flex>(node.id, flex(dx, vec![n, c, h, w]));
+            grads.register::<Flex>(node.id, flex_tensor(dx, vec![n, c, h, w]));
         }
     }
 }

@@ -10,18 +10,15 @@
 //! Chosen by `TypeId` like [`super::conv`]; other backends use the burn
 //! operations.
 
-use std::any::TypeId;
-
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::prelude::*;
-use burn::tensor::TensorPrimitive;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::conv::{self, AdTensor, FlexAd, flex, primitive, record, same, values};
+use super::flex::{self, flex_tensor, values, zeros};
 
 /// Shapes of one shortcut: input `[n, c, h, w]`, output
 /// `[n, c + 2 pad, h / stride, w / stride]`.
@@ -54,7 +51,7 @@ impl Shape {
 
 fn forward_values(sh: &Shape, x: &[f32]) -> Vec<f32> {
     let [_, co, ho, wo] = sh.out();
-    let mut y = conv::zeros(sh.n * co * ho * wo);
+    let mut y = zeros(sh.n * co * ho * wo);
     y.par_chunks_mut(ho * wo)
         .enumerate()
         .for_each(|(plane, out)| {
@@ -73,7 +70,7 @@ fn forward_values(sh: &Shape, x: &[f32]) -> Vec<f32> {
 
 fn backward_values(sh: &Shape, dy: &[f32]) -> Vec<f32> {
     let [_, co, ho, wo] = sh.out();
-    let mut dx = conv::zeros(sh.n * sh.c * sh.h * sh.w);
+    let mut dx = zeros(sh.n * sh.c * sh.h * sh.w);
     let (c, pad) = (sh.c, sh.pad);
     dx.par_chunks_mut(sh.h * sh.w)
         .enumerate()
@@ -102,7 +99,7 @@ impl Backward<Flex, 1> for ShortcutBackward {
         if let Some(node) = &ops.parents[0] {
             let (dy, _) = values(&grad).expect("f32 gradient of an f32 shortcut");
             let dx = backward_values(&sh, &dy);
-            grads.register::<Flex>(node.id, flex(dx, vec![sh.n, sh.c, sh.h, sh.w]));
+            grads.register::<Flex>(node.id, flex_tensor(dx, vec![sh.n, sh.c, sh.h, sh.w]));
         }
     }
 }
@@ -121,7 +118,7 @@ fn flex_forward(x: &FlexTensor, stride: usize, pad: usize) -> Option<(FlexTensor
         pad,
     };
     (stride > 0 && h % stride == 0 && w % stride == 0).then_some(())?;
-    Some((flex(forward_values(&sh, &xv), sh.out().to_vec()), sh))
+    Some((flex_tensor(forward_values(&sh, &xv), sh.out().to_vec()), sh))
 }
 
 /// `x[:, :, ::stride, ::stride]` with `pad` zero channels before and after:
@@ -131,18 +128,8 @@ pub fn option_a<B: Backend>(x: Tensor<B, 4>, stride: usize, pad: usize) -> Tenso
     if stride == 1 && pad == 0 {
         return x;
     }
-    let ty = TypeId::of::<B>();
-    if ty == TypeId::of::<FlexAd>() {
-        let xp: AdTensor = same(primitive(x.clone()));
-        if let Some((y, sh)) = flex_forward(&xp.primitive, stride, pad) {
-            let out = record!(ShortcutBackward, [xp], |_prep| sh, y);
-            return Tensor::from_primitive(TensorPrimitive::Float(same(out)));
-        }
-    } else if ty == TypeId::of::<Flex>() {
-        let xp: FlexTensor = same(primitive(x.clone()));
-        if let Some((y, _)) = flex_forward(&xp, stride, pad) {
-            return Tensor::from_primitive(TensorPrimitive::Float(same(y)));
-        }
+    if let Some(y) = flex::unary(&x, ShortcutBackward, |x| flex_forward(x, stride, pad)) {
+        return y;
     }
     generic(x, stride, pad)
 }
@@ -172,7 +159,7 @@ mod tests {
     use crate::nets::test_util::vals;
     use burn::tensor::Distribution;
 
-    type Ad = FlexAd;
+    type Ad = flex::FlexAd;
 
     /// Values and input gradients equal the burn operations', and the
     /// values the definition's, for the shapes ResNets use and odd ones.
