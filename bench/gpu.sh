@@ -67,6 +67,9 @@ EOF
 # images. softmax must learn (the check; 99 % after one epoch on the CPU); the symmetrical layer is reported (it
 # starts slowly on ReLU features, see the README's head-zoo findings).
 for head in softmax symmetrical; do
+    # The script's own run directory: a second call starts afresh (train
+    # refuses to overwrite a run).
+    rm -rf "$OUT/run-$head"
     start=$(date +%s)
     "$SYMFEAT" train --dataset cifar10 --data "$DATA" --net resnet20 --head "$head" \
         --epochs "$EPOCHS" --batch 128 --augment false --device "$DEVICE" --out "$OUT/run-$head" | tee "$OUT/train-$head.out"
