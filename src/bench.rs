@@ -70,6 +70,7 @@ impl BackendJob for BenchJob {
                     height: 28,
                     width: 28,
                     lenet_dim: 2,
+                    feature_act: Default::default(),
                 },
                 HeadKind::Softmax,
             ),
@@ -80,6 +81,7 @@ impl BackendJob for BenchJob {
                     height: 32,
                     width: 32,
                     lenet_dim: 2,
+                    feature_act: Default::default(),
                 },
                 HeadKind::Symmetrical,
             ),
@@ -92,6 +94,7 @@ impl BackendJob for BenchJob {
         .map_err(anyhow::Error::msg)?;
         let mut model = Model {
             net: spec.init::<B>(&device),
+            feature_bn: None,
             head,
             center: None,
         };

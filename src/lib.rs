@@ -17,5 +17,6 @@ pub mod heads;
 pub mod nets;
 pub mod npy;
 pub mod report;
+pub mod statistics;
 pub mod study;
 pub mod train;

@@ -857,7 +857,7 @@ fn config_cases(t: &mut Table) {
         ("config_negative_epochs", file("negative.toml", b"epochs = -1\n"), &["negative.toml", "epochs", "expected usize"]),
         ("config_zero_epochs", file("zero.toml", b"epochs = 0\n"), &["epochs", "at least 1"]),
         ("config_lr_nan", file("nan.toml", b"lr = nan\n"), &["lr = NaN", "finite"]),
-        ("config_head_param_wrong_type", file("hp.toml", b"head = \"normface\"\n[head_params]\ns = \"big\"\n"), &["hp.toml", "s = \"big\"", "expected f64"]),
+        ("config_head_param_wrong_type", file("hp.toml", b"head = \"normface\"\n[head_params]\ns = \"big\"\n"), &["hp.toml", "head parameter s", "\"big\" is not a number"]),
         ("config_not_utf8", file("latin1.toml", b"net = \"\xe9t\xe9\"\n"), &["latin1.toml", "UTF-8"]),
         ("config_missing_file", d.join("missing.toml").display().to_string(), &["cannot read config file", "missing.toml"]),
         ("config_is_a_folder", d.display().to_string(), &["cannot read config file", "Is a directory"]),
@@ -913,7 +913,7 @@ fn study_cases(t: &mut Table) {
     put(&run, "metrics.jsonl", "{\"epoch\": 1, \"lr\": 0.0");
     t.add("report_truncated_metrics", args!["report", broken], &["metrics.jsonl line 1", "invalid JSON"]);
     t.add("reproduce_unknown_protocol", args!["reproduce", "--protocol", "full", "--print-config"],
-        &["--protocol \"full\"", "quick or paper"]);
+        &["--protocol \"full\"", "quick, long or paper"]);
 }
 
 // ---------------------------------------------------------------- the run

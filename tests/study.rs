@@ -44,21 +44,29 @@ fn a_tiny_study_writes_the_report_and_summaries() {
     }
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    let heads = s["heads"].as_array().unwrap();
-    assert_eq!(heads.len(), 2);
-    for h in heads {
+    let variants = s["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 2);
+    for h in variants {
         assert_eq!(h["runs"], 2);
         for k in [
+            "name",
+            "head",
+            "feature_act",
+            "converged_runs",
             "final_acc",
             "best_acc",
-            "last_k_std",
+            "angle_w_mean_deg",
+            "tail_std",
             "drops",
-            "max_drop",
             "loss_spikes",
-            "epochs_to_95",
+            "conditions",
             "geometry",
         ] {
             assert!(!h[k].is_null(), "{k} missing in {h}");
+        }
+        assert!(h["final_acc"]["mean"].is_number() && h["final_acc"]["ci95"].is_number());
+        for c in ["unit", "zero_sum", "coplanar", "learnable"] {
+            assert!(h["conditions"][c].is_boolean(), "conditions.{c} in {h}");
         }
         for g in [
             "angle_w_mean",
@@ -71,13 +79,22 @@ fn a_tiny_study_writes_the_report_and_summaries() {
             assert!(h["geometry"][g]["mean"].is_number(), "geometry.{g} missing");
         }
     }
-    let verdict = s["verdict"].as_array().unwrap();
-    assert!(
-        verdict
-            .iter()
-            .any(|v| v.as_str().unwrap().contains("Against the paper")),
-        "{verdict:?}"
-    );
+    // The symmetrical layer: unit + zero-sum + coplanar, measured.
+    let sym = &variants[1];
+    assert_eq!(sym["name"], "symmetrical");
+    for c in ["unit", "zero_sum", "coplanar", "learnable"] {
+        assert_eq!(sym["conditions"][c], true, "{c}: {sym}");
+    }
+    assert_eq!(variants[0]["conditions"]["unit"], false);
+    // Two epochs are fewer than the convergence window: both claims are
+    // decided, and inconclusive.
+    for claim in ["weights_are_centers", "more_stable"] {
+        let list = s["claims"][claim].as_array().unwrap();
+        assert_eq!(list.len(), 1, "{claim}");
+        assert_eq!(list[0]["variant"], "symmetrical");
+        assert_eq!(list[0]["decision"], "inconclusive", "{claim}: {}", list[0]);
+        assert!(list[0]["evidence"].is_string());
+    }
     let figures: Vec<&str> = s["figures"]
         .as_array()
         .unwrap()
@@ -101,8 +118,9 @@ fn a_tiny_study_writes_the_report_and_summaries() {
         }
     }
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("| softmax |"), "{md}");
     assert!(
-        md.contains("| softmax |") || md.contains("| mnist / mlp | softmax |"),
+        md.contains("## Decisions") && md.contains("not converged by epoch 2"),
         "{md}"
     );
     // `symfeat report` rebuilds the same report from the finished runs.
@@ -237,7 +255,7 @@ fn a_killed_study_completes_without_rerunning_finished_runs() {
     }
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(s["heads"][0]["runs"], 3);
+    assert_eq!(s["variants"][0]["runs"], 3);
 }
 
 #[test]
@@ -250,6 +268,12 @@ fn reproduce_prints_its_study() {
     assert!(o.status.success());
     let s: symfeat::study::StudyConfig =
         toml::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    let names: Vec<String> = s
+        .all_variants()
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
     for h in [
         "softmax",
         "normface",
@@ -257,11 +281,18 @@ fn reproduce_prints_its_study() {
         "cosface",
         "arcface",
         "symmetrical",
-        "polygon",
+        "symmetrical-bn",
+        "symmetrical-linear",
+        "simplex",
+        "normface-bn",
     ] {
-        assert!(s.heads.iter().any(|x| x == h), "{h}");
+        assert!(names.iter().any(|x| x == h), "{h} not in {names:?}");
     }
     assert_eq!(s.seeds.len(), 3);
+    let runs = s.runs(Path::new("/tmp/x")).unwrap();
+    let bn = runs.iter().find(|r| r.variant == "symmetrical-bn").unwrap();
+    assert_eq!(bn.config.feature_act, "bn");
+    assert_eq!(bn.config.head, "symmetrical");
     let o = Command::cargo_bin("symfeat")
         .unwrap()
         .args(["reproduce", "--protocol", "paper"])
@@ -367,4 +398,55 @@ fn a_study_killed_at_random_points_ends_as_an_uninterrupted_one() {
             );
         }
     }
+}
+
+#[test]
+fn two_variants_that_differ_only_in_feature_act_give_two_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 300, 100, 7);
+    let cfg = dir.path().join("study.toml");
+    let text = format!(
+        "{}[[variants]]\nname = \"sym-relu\"\nhead = \"symmetrical\"\n\
+         [[variants]]\nname = \"sym-bn\"\nhead = \"symmetrical\"\nhead_params = {{ init = \"normal\" }}\ntrain = {{ feature_act = \"bn\" }}\n",
+        study_toml(dir.path(), &[], &[0, 1], 4).replace(
+            "epochs = 4",
+            "epochs = 4\nplateau_window = 3\nplateau_slope = 0.01"
+        )
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("study");
+    let o = Command::cargo_bin("symfeat")
+        .unwrap()
+        .args([
+            "study",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let v = s["variants"].as_array().unwrap();
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(
+        (v[0]["name"].as_str(), v[0]["feature_act"].as_str()),
+        (Some("sym-relu"), Some("relu"))
+    );
+    assert_eq!(
+        (v[1]["name"].as_str(), v[1]["feature_act"].as_str()),
+        (Some("sym-bn"), Some("bn"))
+    );
+    assert_eq!(v[1]["head_params"]["init"], 1.0);
+    let c = std::fs::read_to_string(out.join("runs/mnist-mlp-sym-bn-seed1/config.toml")).unwrap();
+    assert!(c.contains("feature_act = \"bn\""), "{c}");
+    // Each symmetrical variant gets its own decision of each claim.
+    for claim in ["weights_are_centers", "more_stable"] {
+        let list = s["claims"][claim].as_array().unwrap();
+        assert_eq!(list.len(), 2, "{claim}");
+    }
+    // No popular head in the study: claim (b) cannot be decided.
+    assert_eq!(s["claims"]["more_stable"][0]["decision"], "inconclusive");
 }

@@ -265,3 +265,105 @@ fn resnet20_learns_synthetic_cifar_and_evaluates_with_running_statistics() {
         last.test_acc
     );
 }
+
+/// Reads an NPY float32 matrix written by `--export-features`.
+fn read_f32_npy(path: &Path) -> (Vec<f32>, usize, usize) {
+    let r = symfeat::npy::MatrixReader::open(path, "test").unwrap();
+    let (v, n, d) = r.read_all().unwrap();
+    (v.into_iter().map(|x| x as f32).collect(), n, d)
+}
+
+#[test]
+fn feature_act_changes_what_the_head_sees_on_every_net_and_resume_refuses_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 96, 64, 4);
+    let cifar = dir.path().join("cifar");
+    std::fs::create_dir_all(&cifar).unwrap();
+    write_synthetic_cifar10(&cifar, 24, 64);
+    for net in ["mlp", "cnn", "lenet", "resnet20"] {
+        let mut negatives = vec![];
+        for act in ["relu", "linear", "bn"] {
+            let out = dir.path().join(format!("{net}-{act}"));
+            let mut cfg = tiny_config(dir.path(), &out, "symmetrical");
+            cfg.net = net.into();
+            cfg.feature_act = act.into();
+            cfg.epochs = 1;
+            cfg.export_features = true;
+            if net == "resnet20" {
+                cfg.dataset = "cifar10".into();
+                cfg.data = Some(cifar.clone());
+                cfg.augment = Some(false);
+            }
+            let h = train(&cfg.check().unwrap(), false).unwrap().history;
+            assert!(h[0].train_loss.is_finite(), "{net} {act}");
+            let (x, n, d) = read_f32_npy(&out.join("features.npy"));
+            let want_d = match net {
+                "lenet" => 2,
+                "resnet20" => 64,
+                _ => 128,
+            };
+            assert_eq!((n, d), (64, want_d), "{net} {act}");
+            negatives.push(x.iter().filter(|v| **v < 0.0).count());
+            // The model file carries the BatchNorm1d exactly when asked.
+            let st = std::fs::read(out.join("model.safetensors")).unwrap();
+            let names = safetensors::SafeTensors::deserialize(&st)
+                .unwrap()
+                .names()
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>();
+            let has_bn = names.iter().any(|k| k.starts_with("feature_bn."));
+            assert_eq!(has_bn, act == "bn", "{net} {act}: {names:?}");
+            // One more epoch with another feature_act: refused, run kept.
+            let before = std::fs::read(out.join("checkpoint.bin")).unwrap();
+            let mut other = TrainConfig::from_file(&out.join("config.toml")).unwrap();
+            other.epochs = 2;
+            other.feature_act = if act == "relu" { "linear" } else { "relu" }.into();
+            let err = format!("{:#}", train(&other.check().unwrap(), true).unwrap_err());
+            assert!(err.contains("feature-act"), "{net} {act}: {err}");
+            assert_eq!(std::fs::read(out.join("checkpoint.bin")).unwrap(), before);
+            // The same feature_act resumes.
+            other.feature_act = act.into();
+            assert_eq!(
+                train(&other.check().unwrap(), true).unwrap().history.len(),
+                2
+            );
+        }
+        // relu: never negative (LeNet's PReLU may be); linear and bn: signed.
+        if net != "lenet" {
+            assert_eq!(negatives[0], 0, "{net} relu features: {negatives:?}");
+        }
+        assert!(negatives[1] > 0 && negatives[2] > 0, "{net}: {negatives:?}");
+    }
+}
+
+#[test]
+fn a_plateaued_run_stops_early_and_counts_as_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 300, 100, 6);
+    let out = dir.path().join("run");
+    let mut cfg = tiny_config(dir.path(), &out, "softmax");
+    cfg.epochs = 40;
+    cfg.plateau_window = 3;
+    cfg.plateau_slope = 0.01;
+    cfg.export_features = true;
+    cfg.probe = false;
+    let h = train(&cfg.check().unwrap(), false).unwrap().history;
+    assert!(
+        h.len() < 40,
+        "synthetic data plateaus early: {} epochs",
+        h.len()
+    );
+    let accs: Vec<f64> = h.iter().map(|m| m.test_acc).collect();
+    let c = symfeat::statistics::convergence(&accs, 3, 0.01).unwrap();
+    assert!(c.converged(), "{c:?}");
+    // A resume trains nothing more, and the study sees it as finished.
+    assert_eq!(
+        train(&cfg.check().unwrap(), true).unwrap().history.len(),
+        h.len()
+    );
+    assert_eq!(
+        symfeat::study::run_status(&out, &cfg),
+        symfeat::study::RunStatus::Finished
+    );
+}

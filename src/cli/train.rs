@@ -35,6 +35,10 @@ pub struct TrainArgs {
     /// Feature dimension of lenet (default 2).
     #[arg(long)]
     feature_dim: Option<usize>,
+    /// What the head sees: relu (default: the net's final activation), linear
+    /// (no final activation: signed features), bn (BatchNorm1d, no activation).
+    #[arg(long)]
+    feature_act: Option<String>,
     /// Head: softmax (default), normface, sphereface, cosface, arcface, combined, center,
     /// polygon, simplex, orthoplex, dcube, symmetrical (`symfeat heads list`).
     #[arg(long)]
@@ -108,6 +112,16 @@ pub struct TrainArgs {
     /// Evaluation batch size (default 1000).
     #[arg(long)]
     eval_batch: Option<usize>,
+    /// Stop once the test accuracy has plateaued over the last N epochs
+    /// (convergence test, see README); 0 (default): train every epoch.
+    #[arg(long)]
+    plateau_window: Option<usize>,
+    /// Slope (accuracy fraction per epoch) under which a curve is flat (default 0.001).
+    #[arg(long, allow_hyphen_values = true)]
+    plateau_slope: Option<f64>,
+    /// After the plateau, this many more epochs at lr x gamma, then stop (default 0).
+    #[arg(long)]
+    plateau_anneal_epochs: Option<usize>,
 }
 
 impl TrainArgs {
@@ -140,7 +154,11 @@ impl TrainArgs {
             normalize,
             device,
             out,
-            eval_batch
+            eval_batch,
+            feature_act,
+            plateau_window,
+            plateau_slope,
+            plateau_anneal_epochs
         );
         if self.data.is_some() {
             c.data = self.data.clone();

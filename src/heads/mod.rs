@@ -244,6 +244,11 @@ impl HeadKind {
                     "> 0: choose s as the smallest scale whose capped target probability reaches p_max (s=auto: 0.99)",
                 ),
                 LEARN_SCALE,
+                (
+                    "init",
+                    0.0,
+                    "plane initialisation: 0 = uniform (v1, v2 in U[0,1), the authors'), 1 = normal (zero-mean Gaussian N(0,1)); also init=uniform/normal",
+                ),
             ],
         }
     }
@@ -317,6 +322,7 @@ impl HeadSpec {
             "learn_scale",
             "anneal",
             "rotate",
+            "init",
         ] {
             if out.contains_key(k) {
                 flag(&out, k)?;
@@ -480,6 +486,7 @@ impl HeadSpec {
                     SymmetricalHeadConfig::new(d, c)
                         .with_scale(s)
                         .with_learn_scale(learn)
+                        .with_normal_init(flag(&p, "init")?)
                         .init(device),
                 )
             }

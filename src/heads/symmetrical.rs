@@ -39,6 +39,11 @@ pub struct SymmetricalHeadConfig {
     /// Learn the scale (initialised at `scale`).
     #[config(default = false)]
     pub learn_scale: bool,
+    /// Initialise `v1, v2` zero-mean Gaussian N(0, 1) (head parameter
+    /// `init = normal`) instead of the authors' uniform [0, 1): the plane is
+    /// then not spanned by two positive vectors (field notes §7).
+    #[config(default = false)]
+    pub normal_init: bool,
 }
 
 /// The symmetrical layer.
@@ -53,15 +58,15 @@ pub struct SymmetricalHead<B: Backend> {
 }
 
 impl SymmetricalHeadConfig {
-    /// Build on `device` with the authors' initialisation (uniform [0, 1)).
+    /// Build on `device` with the authors' initialisation (uniform [0, 1))
+    /// or, with `normal_init`, a zero-mean Gaussian plane.
     pub fn init<B: Backend>(&self, device: &B::Device) -> SymmetricalHead<B> {
-        let init = || {
-            Param::from_tensor(Tensor::random(
-                [self.features],
-                Distribution::Uniform(0.0, 1.0),
-                device,
-            ))
+        let dist = if self.normal_init {
+            Distribution::Normal(0.0, 1.0)
+        } else {
+            Distribution::Uniform(0.0, 1.0)
         };
+        let init = || Param::from_tensor(Tensor::random([self.features], dist, device));
         SymmetricalHead {
             v1: init(),
             v2: init(),

@@ -77,14 +77,33 @@ impl<B: Backend> BatchNorm2d<B> {
     /// `relu(forward(x) + residual)` (`relu(forward(x))` without a
     /// residual): in training on `Autodiff<Flex>`, one fused operation.
     pub fn forward_relu(&self, x: Tensor<B, 4>, residual: Option<Tensor<B, 4>>) -> Tensor<B, 4> {
-        if let Some(y) = self.fused_forward(&x, residual.as_ref(), true) {
+        self.forward_add(x, residual, true)
+    }
+
+    /// `forward(x) + residual`, then a ReLU if `relu`: in training on
+    /// `Autodiff<Flex>`, one fused operation.
+    pub fn forward_add(
+        &self,
+        x: Tensor<B, 4>,
+        residual: Option<Tensor<B, 4>>,
+        relu: bool,
+    ) -> Tensor<B, 4> {
+        if let Some(y) = self.fused_forward(&x, residual.as_ref(), relu) {
             return y;
         }
         let y = self.generic_forward(x);
-        relu(match residual {
+        let y = match residual {
             Some(r) => y + r,
             None => y,
-        })
+        };
+        if relu { self::relu(y) } else { y }
+    }
+
+    /// Batch normalisation of features `[N, D]` (PyTorch's `BatchNorm1d`
+    /// on 2-D input): the same statistics as `[N, D, 1, 1]` here.
+    pub fn forward_features(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [n, d] = x.dims();
+        self.forward(x.reshape([n, d, 1, 1])).reshape([n, d])
     }
 
     /// [`Self::forward`] in burn tensor operations (any backend).
@@ -569,6 +588,9 @@ mod tests {
         Plain,
         Relu,
         ReluResidual,
+        /// A residual without ReLU (the last block of a ResNet with
+        /// `feature_act = linear`).
+        Residual,
     }
 
     /// The output, the gradients of `sum(y * weight)` for x, gamma, beta
@@ -595,14 +617,17 @@ mod tests {
         bn.gamma = Param::from_tensor(Tensor::from_floats(gamma, &dev).require_grad());
         bn.beta = Param::from_tensor(Tensor::from_floats(beta, &dev).require_grad());
         let x = x.clone().require_grad();
-        let residual = (mode == Mode::ReluResidual).then(|| (pattern(31, 7) * 0.5).require_grad());
+        let residual = matches!(mode, Mode::ReluResidual | Mode::Residual)
+            .then(|| (pattern(31, 7) * 0.5).require_grad());
+        let with_relu = matches!(mode, Mode::Relu | Mode::ReluResidual);
         let y = match (mode, fused) {
             (Mode::Plain, true) => bn.fused_forward(&x, None, false),
-            (_, true) => bn.fused_forward(&x, residual.as_ref(), true),
+            (_, true) => bn.fused_forward(&x, residual.as_ref(), with_relu),
             (Mode::Plain, false) => Some(bn.generic_forward(x.clone())),
             (_, false) => {
                 let y = bn.generic_forward(x.clone());
-                Some(relu(residual.clone().map_or(y.clone(), |r| y + r)))
+                let y = residual.clone().map_or(y.clone(), |r| y + r);
+                Some(if with_relu { relu(y) } else { y })
             }
         }
         .expect("flex autodiff takes the fused path");
@@ -648,7 +673,7 @@ mod tests {
                 "running mean",
                 "running var",
             ];
-            for mode in [Mode::Plain, Mode::Relu, Mode::ReluResidual] {
+            for mode in [Mode::Plain, Mode::Relu, Mode::ReluResidual, Mode::Residual] {
                 let fused = step(&g, &b, &x, mode, true);
                 let generic = step(&g, &b, &x, mode, false);
                 for ((f, g), name) in fused.iter().zip(&generic).zip(names) {

@@ -1,6 +1,7 @@
 //! The reference CNN of symfeat's benchmarks (and of the PyTorch peer in
 //! `bench/common.py`): conv5x5 32 pad 2 - ReLU - maxpool 2 - conv5x5 64 pad 2
-//! then ReLU, maxpool 2, fc 128, ReLU. PyTorch-default initialisation
+//! then ReLU, maxpool 2, fc 128, ReLU (the last ReLU only with
+//! `feature_act = relu`, see [`super::FeatureAct`]). PyTorch-default initialisation
 //! (uniform +-1/sqrt(fan_in) for weights and biases), which is burn's default.
 
 use super::{conv, pool};
@@ -22,6 +23,9 @@ pub struct CnnConfig {
     /// Feature dimension D.
     #[config(default = 128)]
     pub features: usize,
+    /// Apply the final ReLU after fc (`feature_act = relu`).
+    #[config(default = true)]
+    pub final_act: bool,
 }
 
 /// The reference CNN backbone.
@@ -31,6 +35,7 @@ pub struct Cnn<B: Backend> {
     conv2: Conv2d<B>,
     pool: MaxPool2d,
     fc: Linear<B>,
+    final_act: bool,
 }
 
 impl CnnConfig {
@@ -47,6 +52,7 @@ impl CnnConfig {
                 .init(device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
             fc: LinearConfig::new(flat, self.features).init(device),
+            final_act: self.final_act,
         }
     }
 }
@@ -67,6 +73,15 @@ impl<B: Backend> Cnn<B> {
             conv::forward(&self.conv2, x),
         )); // [B, 64, H/4, W/4]
         let x: Tensor<B, 2> = x.flatten(1, 3);
-        relu(self.fc.forward(x))
+        let x = self.fc.forward(x);
+        if self.final_act { relu(x) } else { x }
+    }
+}
+
+#[cfg(test)]
+impl<B: burn::tensor::backend::AutodiffBackend> Cnn<B> {
+    /// Sum of |gradient| of the first layer's weight (tests).
+    pub(super) fn first_weight_grad(&self, grads: &B::Gradients) -> f64 {
+        super::test_util::grad_abs_sum(&self.conv1.weight, grads)
     }
 }

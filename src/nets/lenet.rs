@@ -20,6 +20,9 @@ pub struct LeNetPPConfig {
     pub width: usize,
     /// Feature dimension D.
     pub features: usize,
+    /// Apply the final PReLU after fc (`feature_act = relu`).
+    #[config(default = true)]
+    pub final_act: bool,
 }
 
 /// One conv5x5 (pad 2) + per-channel PReLU.
@@ -50,6 +53,7 @@ pub struct LeNetPP<B: Backend> {
     pool: MaxPool2d,
     fc: Linear<B>,
     act: PRelu<B>,
+    final_act: bool,
 }
 
 impl LeNetPPConfig {
@@ -73,6 +77,7 @@ impl LeNetPPConfig {
             pool: MaxPool2dConfig::new([2, 2]).init(),
             fc: LinearConfig::new(flat, self.features).init(device),
             act: PReluConfig::new().init(device),
+            final_act: self.final_act,
         }
     }
 }
@@ -89,6 +94,19 @@ impl<B: Backend> LeNetPP<B> {
             }
         }
         let x: Tensor<B, 2> = x.flatten(1, 3); // [B, 128 * H/8 * W/8]
-        self.act.forward(self.fc.forward(x))
+        let x = self.fc.forward(x);
+        if self.final_act {
+            self.act.forward(x)
+        } else {
+            x // the PReLU's parameter stays in the record, unused
+        }
+    }
+}
+
+#[cfg(test)]
+impl<B: burn::tensor::backend::AutodiffBackend> LeNetPP<B> {
+    /// Sum of |gradient| of the first layer's weight (tests).
+    pub(super) fn first_weight_grad(&self, grads: &B::Gradients) -> f64 {
+        super::test_util::grad_abs_sum(&self.convs[0].conv.weight, grads)
     }
 }

@@ -1,4 +1,5 @@
-//! A two-hidden-layer perceptron: flatten - fc 256 - ReLU - fc 128 - ReLU.
+//! A two-hidden-layer perceptron: flatten - fc 256 - ReLU - fc 128 - ReLU
+//! (the last ReLU only with `feature_act = relu`, see [`super::FeatureAct`]).
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -15,6 +16,10 @@ pub struct MlpConfig {
     /// Feature dimension D.
     #[config(default = 128)]
     pub features: usize,
+    /// Apply the final ReLU (`feature_act = relu`); off: the head sees the
+    /// signed output of fc2.
+    #[config(default = true)]
+    pub final_act: bool,
 }
 
 /// Multilayer perceptron backbone; PyTorch-default initialisation.
@@ -22,6 +27,7 @@ pub struct MlpConfig {
 pub struct Mlp<B: Backend> {
     fc1: Linear<B>,
     fc2: Linear<B>,
+    final_act: bool,
 }
 
 impl MlpConfig {
@@ -30,6 +36,7 @@ impl MlpConfig {
         Mlp {
             fc1: LinearConfig::new(self.input, self.hidden).init(device),
             fc2: LinearConfig::new(self.hidden, self.features).init(device),
+            final_act: self.final_act,
         }
     }
 }
@@ -40,6 +47,15 @@ impl<B: Backend> Mlp<B> {
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let x: Tensor<B, 2> = images.flatten(1, 3); // [B, Ch*H*W]
         let x = relu(self.fc1.forward(x));
-        relu(self.fc2.forward(x))
+        let x = self.fc2.forward(x);
+        if self.final_act { relu(x) } else { x }
+    }
+}
+
+#[cfg(test)]
+impl<B: burn::tensor::backend::AutodiffBackend> Mlp<B> {
+    /// Sum of |gradient| of the first layer's weight (tests).
+    pub(super) fn first_weight_grad(&self, grads: &B::Gradients) -> f64 {
+        super::test_util::grad_abs_sum(&self.fc1.weight, grads)
     }
 }

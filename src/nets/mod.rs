@@ -25,6 +25,22 @@ mod test_util {
     pub(super) fn vals<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         t.into_data().convert::<f32>().to_vec().unwrap()
     }
+
+    /// Sum of |gradient| of a parameter (0 without a gradient).
+    pub(super) fn grad_abs_sum<B: burn::tensor::backend::AutodiffBackend, const D: usize>(
+        p: &burn::module::Param<Tensor<B, D>>,
+        grads: &B::Gradients,
+    ) -> f64 {
+        p.val().grad(grads).map_or(0.0, |g| {
+            g.into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.abs() as f64)
+                .sum()
+        })
+    }
 }
 
 pub use batch_norm::BatchNorm2d;
@@ -91,6 +107,57 @@ impl NetKind {
     }
 }
 
+/// What the head sees (`feature_act`): the features after the backbone's
+/// final activation, or signed ones (study v2, field notes §7: the
+/// symmetrical layer's weights become the class centers only on signed
+/// features).
+///
+/// Where it acts, per backbone:
+/// - `mlp`, `cnn`: the ReLU after the last fully connected layer;
+/// - `lenet`: the PReLU after the fully connected layer to D;
+/// - ResNets: on the pooled 64-D feature. `linear` drops the last block's
+///   final ReLU (the head sees the mean of the signed residual sum);
+///   `bn` keeps it and normalises the pooled (non-negative) feature.
+///
+/// `bn` is `linear` for the fully connected backbones plus a BatchNorm1d
+/// (PyTorch's semantics, no ReLU) between the backbone and the head; for
+/// ResNets, the BatchNorm1d after pooling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureAct {
+    /// The backbone's final activation (the reference nets; default).
+    #[default]
+    Relu,
+    /// No final activation: signed features.
+    Linear,
+    /// BatchNorm1d (no activation) before the head: signed, normalised features.
+    Bn,
+}
+
+impl FeatureAct {
+    /// All names, for help texts and errors.
+    pub const NAMES: &'static str = "relu, linear, bn";
+
+    /// Parse a CLI name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "relu" => Self::Relu,
+            "linear" | "none" => Self::Linear,
+            "bn" | "batchnorm" => Self::Bn,
+            _ => return None,
+        })
+    }
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Relu => "relu",
+            Self::Linear => "linear",
+            Self::Bn => "bn",
+        }
+    }
+}
+
 /// What a backbone needs to be built.
 #[derive(Debug, Clone, Copy)]
 pub struct NetSpec {
@@ -104,6 +171,8 @@ pub struct NetSpec {
     pub width: usize,
     /// Feature dimension for LeNet++ (ignored by the others, whose D is fixed).
     pub lenet_dim: usize,
+    /// What the head sees.
+    pub feature_act: FeatureAct,
 }
 
 impl NetSpec {
@@ -146,22 +215,38 @@ impl NetSpec {
 
     /// Build the backbone on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Backbone<B> {
+        let act = self.feature_act == FeatureAct::Relu;
         match self.kind {
-            NetKind::Mlp => {
-                Backbone::Mlp(MlpConfig::new(self.channels * self.height * self.width).init(device))
-            }
-            NetKind::Cnn => {
-                Backbone::Cnn(CnnConfig::new(self.channels, self.height, self.width).init(device))
-            }
+            NetKind::Mlp => Backbone::Mlp(
+                MlpConfig::new(self.channels * self.height * self.width)
+                    .with_final_act(act)
+                    .init(device),
+            ),
+            NetKind::Cnn => Backbone::Cnn(
+                CnnConfig::new(self.channels, self.height, self.width)
+                    .with_final_act(act)
+                    .init(device),
+            ),
             NetKind::Lenet => Backbone::Lenet(
                 LeNetPPConfig::new(self.channels, self.height, self.width, self.lenet_dim)
+                    .with_final_act(act)
                     .init(device),
             ),
             kind => {
                 let blocks = kind.resnet_blocks().unwrap_or(3);
-                Backbone::Resnet(ResNetConfig::new(self.channels, blocks).init(device))
+                Backbone::Resnet(
+                    ResNetConfig::new(self.channels, blocks)
+                        .with_final_act(self.feature_act != FeatureAct::Linear)
+                        .init(device),
+                )
             }
         }
+    }
+
+    /// The BatchNorm1d between backbone and head (`feature_act = bn`), with
+    /// PyTorch's defaults; `None` otherwise.
+    pub fn feature_bn<B: Backend>(&self, device: &B::Device) -> Option<BatchNorm2d<B>> {
+        (self.feature_act == FeatureAct::Bn).then(|| BatchNorm2d::new(self.feature_dim(), device))
     }
 }
 
@@ -188,6 +273,77 @@ impl<B: Backend> Backbone<B> {
             Self::Cnn(m) => m.forward(images),
             Self::Lenet(m) => m.forward(images),
             Self::Resnet(m) => m.forward(images),
+        }
+    }
+}
+
+#[cfg(test)]
+mod feature_act_tests {
+    use super::*;
+    use crate::backend::CpuTrain;
+    use burn::tensor::Distribution;
+
+    /// Every net under every `feature_act`: `[B, D]` features, non-negative
+    /// exactly with `relu` (LeNet's PReLU aside), and a gradient that reaches
+    /// the first layer through the head's input (and BatchNorm1d's gamma).
+    #[test]
+    fn every_net_sees_the_features_it_is_asked_for_and_passes_gradients() {
+        let dev = Default::default();
+        for (kind, ch, hw) in [
+            (NetKind::Mlp, 1, 8),
+            (NetKind::Cnn, 1, 8),
+            (NetKind::Lenet, 1, 8),
+            (NetKind::Resnet20, 3, 8),
+        ] {
+            for act in [FeatureAct::Relu, FeatureAct::Linear, FeatureAct::Bn] {
+                let spec = NetSpec {
+                    kind,
+                    channels: ch,
+                    height: hw,
+                    width: hw,
+                    lenet_dim: 3,
+                    feature_act: act,
+                };
+                let net = spec.init::<CpuTrain>(&dev);
+                let bn = spec.feature_bn::<CpuTrain>(&dev);
+                assert_eq!(bn.is_some(), act == FeatureAct::Bn);
+                let x = Tensor::<CpuTrain, 4>::random(
+                    [6, ch, hw, hw],
+                    Distribution::Normal(0.0, 1.0),
+                    &dev,
+                );
+                let mut f = net.forward(x);
+                if let Some(bn) = &bn {
+                    f = bn.forward_features(f);
+                }
+                assert_eq!(f.dims(), [6, spec.feature_dim()], "{kind:?} {act:?}");
+                let v = test_util::vals(f.clone());
+                let negative = v.iter().filter(|x| **x < 0.0).count();
+                match act {
+                    FeatureAct::Relu if kind != NetKind::Lenet => {
+                        assert_eq!(negative, 0, "{kind:?} {act:?}")
+                    }
+                    FeatureAct::Relu => {}
+                    _ => assert!(negative > 0, "{kind:?} {act:?}: no negative feature"),
+                }
+                // A loss that depends on the sign: sum (f - 0.3)^2.
+                let grads = (f - 0.3).powf_scalar(2.0).sum().backward();
+                let first = match &net {
+                    Backbone::Mlp(m) => m.first_weight_grad(&grads),
+                    Backbone::Cnn(m) => m.first_weight_grad(&grads),
+                    Backbone::Lenet(m) => m.first_weight_grad(&grads),
+                    Backbone::Resnet(m) => m.first_weight_grad(&grads),
+                };
+                assert!(
+                    first > 0.0,
+                    "{kind:?} {act:?}: no gradient at the first layer"
+                );
+                if let Some(bn) = &bn {
+                    let g = bn.gamma.val().grad(&grads).expect("gamma gradient");
+                    let g: Vec<f32> = g.into_data().convert::<f32>().to_vec().unwrap();
+                    assert!(g.iter().any(|v| *v != 0.0), "{kind:?}: BatchNorm1d gamma");
+                }
+            }
         }
     }
 }

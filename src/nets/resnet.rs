@@ -21,6 +21,11 @@ pub struct ResNetConfig {
     pub channels: usize,
     /// Blocks per stage (n).
     pub blocks: usize,
+    /// Apply the last block's final ReLU (`feature_act` relu or bn); off
+    /// (`linear`): the pooled features are the mean of the signed sum
+    /// `bn2(conv2(..)) + shortcut` of the last block.
+    #[config(default = true)]
+    pub final_act: bool,
 }
 
 fn conv3x3<B: Backend>(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Conv2d<B> {
@@ -44,10 +49,11 @@ struct BasicBlock<B: Backend> {
     bn2: BatchNorm2d<B>,
     stride: usize,
     pad_channels: usize,
+    relu: bool,
 }
 
 impl<B: Backend> BasicBlock<B> {
-    fn new(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Self {
+    fn new(cin: usize, cout: usize, stride: usize, relu: bool, device: &B::Device) -> Self {
         Self {
             conv1: conv3x3(cin, cout, stride, device),
             bn1: BatchNorm2d::new(cout, device),
@@ -55,6 +61,7 @@ impl<B: Backend> BasicBlock<B> {
             bn2: BatchNorm2d::new(cout, device),
             stride,
             pad_channels: (cout - cin) / 2,
+            relu,
         }
     }
 
@@ -63,7 +70,7 @@ impl<B: Backend> BasicBlock<B> {
             .bn1
             .forward_relu(conv::forward(&self.conv1, x.clone()), None);
         let out = conv::forward(&self.conv2, out);
-        self.bn2.forward_relu(out, Some(self.shortcut(x)))
+        self.bn2.forward_add(out, Some(self.shortcut(x)), self.relu)
     }
 
     /// Option-A shortcut: subsample by the stride, zero-pad the channels.
@@ -89,7 +96,9 @@ impl ResNetConfig {
         for (stage, cout) in [16usize, 32, 64].into_iter().enumerate() {
             for i in 0..self.blocks {
                 let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-                blocks.push(BasicBlock::new(cin, cout, stride, device));
+                let last = stage == 2 && i + 1 == self.blocks;
+                let relu = !last || self.final_act;
+                blocks.push(BasicBlock::new(cin, cout, stride, relu, device));
                 cin = cout;
             }
         }
@@ -112,5 +121,13 @@ impl<B: Backend> ResNet<B> {
             x = block.forward(x);
         }
         pool::global_avg_pool(x) // [B, 64, H/4, W/4] -> [B, 64]
+    }
+}
+
+#[cfg(test)]
+impl<B: burn::tensor::backend::AutodiffBackend> ResNet<B> {
+    /// Sum of |gradient| of the first layer's weight (tests).
+    pub(super) fn first_weight_grad(&self, grads: &B::Gradients) -> f64 {
+        super::test_util::grad_abs_sum(&self.conv.weight, grads)
     }
 }

@@ -1,7 +1,8 @@
 //! `report.html` (self-contained: figures embedded as PNG data URIs, every
 //! text escaped) and `summary.md`.
 
-use super::build::{HeadSummary, RunData, Summary};
+use super::build::{RunData, Summary, VariantSummary};
+use crate::statistics::MeanCi;
 use anyhow::{Context, Result};
 use base64::Engine;
 use std::fmt::Write as _;
@@ -31,84 +32,187 @@ fn f(v: f64, digits: usize) -> String {
     }
 }
 
-fn geo(h: &HeadSummary, key: &str, digits: usize) -> String {
-    h.geometry
+fn ci(m: &MeanCi, scale: f64, digits: usize) -> String {
+    if m.n == 0 {
+        "n/a".into()
+    } else if m.ci95.is_finite() {
+        format!(
+            "{} ± {}",
+            f(scale * m.mean, digits),
+            f(scale * m.ci95, digits)
+        )
+    } else {
+        format!("{} (n = 1)", f(scale * m.mean, digits))
+    }
+}
+
+fn geo(v: &VariantSummary, key: &str, digits: usize) -> String {
+    v.geometry
         .get(key)
-        .map(|m| format!("{} ± {}", f(m.mean, digits), f(m.std, digits)))
+        .map(|m| ci(m, 1.0, digits))
         .unwrap_or_else(|| "n/a".into())
 }
 
-const HEAD_COLUMNS: [&str; 13] = [
-    "group",
-    "head",
-    "runs",
-    "final acc",
-    "best acc",
+/// The main table's columns.
+pub const MAIN_COLUMNS: [&str; 8] = [
+    "variant",
+    "head / features",
+    "weight conditions",
+    "final acc %",
+    "∠(w_c, mean) °",
+    "converged",
     "tail std (pts)",
-    "drops",
-    "max drop (pts)",
-    "loss spikes",
-    "epochs to 95%",
-    "∠(w, mean) °",
-    "∠(w, softmax c.) °",
-    "NC3",
+    "epochs",
 ];
 
-fn head_row(h: &HeadSummary) -> Vec<String> {
+fn main_row(v: &VariantSummary, groups: usize) -> Vec<String> {
     vec![
-        h.group.clone(),
-        h.head.clone(),
+        if groups > 1 {
+            format!("{}: {}", v.group, v.name)
+        } else {
+            v.name.clone()
+        },
+        format!("{} / {}", v.head, v.feature_act),
+        v.conditions
+            .as_ref()
+            .map(|c| c.words())
+            .unwrap_or_else(|| "n/a".into()),
+        ci(&v.final_acc, 100.0, 2),
+        ci(&v.angle_w_mean_deg, 1.0, 1),
         format!(
-            "{}{}",
-            h.runs,
-            if h.diverged > 0 {
-                format!(" ({} diverged)", h.diverged)
+            "{}/{}{}",
+            v.converged_runs,
+            v.runs,
+            if v.diverged > 0 {
+                format!(" ({} diverged)", v.diverged)
             } else {
                 String::new()
             }
         ),
-        format!(
-            "{}% ± {}",
-            f(100.0 * h.final_acc.mean, 2),
-            f(100.0 * h.final_acc.std, 2)
-        ),
-        format!("{}%", f(100.0 * h.best_acc.mean, 2)),
-        f(100.0 * h.last_k_std, 2),
-        f(h.drops, 1),
-        f(100.0 * h.max_drop, 2),
-        f(h.loss_spikes, 1),
-        f(h.epochs_to_95, 1),
-        geo(h, "angle_w_mean", 1),
-        geo(h, "angle_w_softmax_center", 1),
-        geo(h, "nc3", 3),
+        ci(&v.tail_std, 100.0, 2),
+        ci(&v.epochs, 1.0, 1),
     ]
 }
 
-/// `summary.md`: settings, verdict and the per-head table.
+const DETAIL_COLUMNS: [&str; 10] = [
+    "variant",
+    "best acc %",
+    "drops",
+    "loss spikes",
+    "∠(w, softmax c.) °",
+    "NC1",
+    "NC3",
+    "|w|-1 max",
+    "|mean w|",
+    "coplanarity",
+];
+
+fn detail_row(v: &VariantSummary) -> Vec<String> {
+    let cond = |f: fn(&super::build::VariantConditions) -> &MeanCi| {
+        v.conditions
+            .as_ref()
+            .map(|c| ci(f(c), 1.0, 3))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    vec![
+        v.name.clone(),
+        ci(&v.best_acc, 100.0, 2),
+        f(v.drops, 1),
+        f(v.loss_spikes, 1),
+        geo(v, "angle_w_softmax_center", 1),
+        geo(v, "nc1", 3),
+        geo(v, "nc3", 3),
+        cond(|c| &c.unit_norm_dev),
+        cond(|c| &c.mean_weight_norm),
+        cond(|c| &c.coplanarity),
+    ]
+}
+
+fn groups(s: &Summary) -> usize {
+    let g: std::collections::BTreeSet<&str> = s.variants.iter().map(|v| v.group.as_str()).collect();
+    g.len()
+}
+
+fn decision_lines(s: &Summary) -> Vec<String> {
+    let mut out = vec![];
+    for (what, list) in [
+        (
+            "(a) weights are the class centers",
+            &s.claims.weights_are_centers,
+        ),
+        (
+            "(b) more stable than the popular heads",
+            &s.claims.more_stable,
+        ),
+    ] {
+        if list.is_empty() {
+            out.push(format!(
+                "{what}: inconclusive: no symmetrical-layer variant in the study"
+            ));
+        }
+        for c in list {
+            out.push(format!(
+                "{what}, {}: **{}**: {}",
+                c.variant,
+                c.decision.words(),
+                c.evidence
+            ));
+        }
+    }
+    out
+}
+
+fn md_table(o: &mut String, cols: &[&str], rows: Vec<Vec<String>>) {
+    o.push('|');
+    for c in cols {
+        let _ = write!(o, " {c} |");
+    }
+    o.push_str("\n|");
+    for _ in cols {
+        o.push_str("---|");
+    }
+    o.push('\n');
+    for r in rows {
+        let _ = writeln!(o, "| {} |", r.join(" | "));
+    }
+}
+
+/// `summary.md`: question, decisions, main table, then settings and details.
 pub fn markdown(s: &Summary) -> String {
     let mut o = String::from("# symfeat study summary\n\n");
+    let _ = writeln!(o, "**Question.** {}\n", s.question);
+    o.push_str("## Decisions\n\n");
+    for l in decision_lines(s) {
+        let _ = writeln!(o, "- {l}");
+    }
+    o.push_str("\n## Main table (mean ± 95 % t-interval over seeds)\n\n");
+    let g = groups(s);
+    md_table(
+        &mut o,
+        &MAIN_COLUMNS,
+        s.variants.iter().map(|v| main_row(v, g)).collect(),
+    );
+    o.push_str("\n## Rules\n\n");
+    for r in &s.rules {
+        let _ = writeln!(o, "- {r}");
+    }
+    o.push_str("\n## Settings\n\n");
     if !s.description.is_empty() {
         let _ = writeln!(o, "{}\n", s.description);
     }
     for (k, v) in &s.settings {
         let _ = writeln!(o, "- {k}: {v}");
     }
-    o.push_str("\n## Verdict\n\n");
+    o.push_str("\n## Findings\n\n");
     for v in &s.verdict {
         let _ = writeln!(o, "- {v}");
     }
-    o.push_str("\n## Per head (mean ± std over seeds)\n\n|");
-    for c in HEAD_COLUMNS {
-        let _ = write!(o, " {c} |");
-    }
-    o.push_str("\n|");
-    for _ in HEAD_COLUMNS {
-        o.push_str("---|");
-    }
-    o.push('\n');
-    for h in &s.heads {
-        let _ = writeln!(o, "| {} |", head_row(h).join(" | "));
-    }
+    o.push_str("\n## Details\n\n");
+    md_table(
+        &mut o,
+        &DETAIL_COLUMNS,
+        s.variants.iter().map(detail_row).collect(),
+    );
     o
 }
 
@@ -122,6 +226,22 @@ fn img(figdir: &Path, stem: &str) -> Result<String> {
     ))
 }
 
+fn html_table(o: &mut String, cols: &[&str], rows: Vec<Vec<String>>) {
+    o.push_str("<table><tr>");
+    for c in cols {
+        let _ = write!(o, "<th>{}</th>", esc(c));
+    }
+    o.push_str("</tr>");
+    for r in rows {
+        o.push_str("<tr>");
+        for c in r {
+            let _ = write!(o, "<td>{}</td>", esc(&c));
+        }
+        o.push_str("</tr>");
+    }
+    o.push_str("</table>\n");
+}
+
 /// The whole page.
 pub fn page(s: &Summary, runs: &[RunData], figdir: &Path) -> Result<String> {
     let mut o = String::from(
@@ -131,47 +251,62 @@ pub fn page(s: &Summary, runs: &[RunData], figdir: &Path) -> Result<String> {
          td:first-child,td:nth-child(2),th{text-align:left}figure{display:inline-block;margin:.5em}\
          img{max-width:100%;border:1px solid #eee}li{margin:.4em 0}</style></head><body>\n<h1>symfeat study report</h1>\n",
     );
-    if !s.description.is_empty() {
-        let _ = writeln!(o, "<p>{}</p>", esc(&s.description));
+    let _ = writeln!(o, "<p><b>Question.</b> {}</p>", esc(&s.question));
+    o.push_str("<h2>Decisions</h2><ul>");
+    for l in decision_lines(s) {
+        // `**word**` of the Markdown line becomes bold.
+        let e = esc(&l);
+        let e = e.replacen("**", "<b>", 1).replacen("**", "</b>", 1);
+        let _ = write!(o, "<li>{e}</li>");
     }
-    o.push_str("<h2>Settings</h2><ul>");
-    for (k, v) in &s.settings {
-        let _ = write!(o, "<li><b>{}</b>: {}</li>", esc(k), esc(v));
+    o.push_str("</ul>\n<h2>Main table (mean ± 95 % t-interval over seeds)</h2>");
+    let g = groups(s);
+    html_table(
+        &mut o,
+        &MAIN_COLUMNS,
+        s.variants.iter().map(|v| main_row(v, g)).collect(),
+    );
+    o.push_str("<p>Weight conditions: measured on the final class weights (row-normalised for cosine heads), holding when below 0.01; tail std: residual std of the test accuracy around a line over the last epochs of converged runs; angle from the probe on the test set after the last epoch.</p>\n<h2>Rules</h2><ul>");
+    for r in &s.rules {
+        let _ = write!(o, "<li>{}</li>", esc(r));
     }
-    o.push_str("</ul>\n<h2>Verdict</h2><ul>");
-    for v in &s.verdict {
-        let _ = write!(o, "<li>{}</li>", esc(v));
-    }
-    o.push_str("</ul>\n<h2>Per head (mean ± std over seeds)</h2><table><tr>");
-    for c in HEAD_COLUMNS {
-        let _ = write!(o, "<th>{}</th>", esc(c));
-    }
-    o.push_str("</tr>");
-    for h in &s.heads {
-        o.push_str("<tr>");
-        for c in head_row(h) {
-            let _ = write!(o, "<td>{}</td>", esc(&c));
-        }
-        o.push_str("</tr>");
-    }
-    o.push_str("</table>\n<p>Tail std: standard deviation of the test accuracy over the last 3 epochs; drops: epoch-to-epoch decreases of the test accuracy; angles and NC3 from the probe on the test set after the last epoch.</p>\n<h2>Figures</h2>\n");
+    o.push_str("</ul>\n<h2>Figures</h2>\n");
     for stem in &s.figures {
         o.push_str(&img(figdir, stem)?);
         o.push('\n');
     }
-    o.push_str("<h2>Runs</h2><table><tr><th>run</th><th>head</th><th>seed</th><th>epochs</th><th>final acc</th><th>status</th></tr>");
+    o.push_str("<h2>Settings</h2>");
+    if !s.description.is_empty() {
+        let _ = writeln!(o, "<p>{}</p>", esc(&s.description));
+    }
+    o.push_str("<ul>");
+    for (k, v) in &s.settings {
+        let _ = write!(o, "<li><b>{}</b>: {}</li>", esc(k), esc(v));
+    }
+    o.push_str("</ul>\n<h2>Findings</h2><ul>");
+    for v in &s.verdict {
+        let _ = write!(o, "<li>{}</li>", esc(v));
+    }
+    o.push_str("</ul>\n<h2>Details</h2>");
+    html_table(
+        &mut o,
+        &DETAIL_COLUMNS,
+        s.variants.iter().map(detail_row).collect(),
+    );
+    o.push_str("<h2>Runs</h2><table><tr><th>run</th><th>variant</th><th>seed</th><th>epochs</th><th>final acc</th><th>convergence</th><th>status</th></tr>");
     for r in runs {
         let _ = write!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&r.name),
-            esc(&r.config.head),
+            esc(&r.variant),
             r.config.seed,
             r.history.len(),
             r.history
                 .last()
                 .map(|m| format!("{:.2}%", 100.0 * m.test_acc))
                 .unwrap_or_else(|| "n/a".into()),
+            esc(&r.convergence_words()),
             esc(r.diverged.as_deref().unwrap_or("ok"))
         );
     }

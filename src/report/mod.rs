@@ -2,6 +2,7 @@
 //! JSON, Markdown).
 
 pub mod build;
+pub mod claims;
 pub mod html;
 pub mod landscape;
 pub mod plot;

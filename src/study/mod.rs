@@ -6,5 +6,5 @@ mod grid;
 pub mod stability;
 
 pub use grid::{
-    DIVERGED, RunSpec, RunStatus, STUDY_FILE, StudyConfig, run_dirs, run_status, run_study,
+    DIVERGED, RunSpec, RunStatus, STUDY_FILE, StudyConfig, Variant, run_dirs, run_status, run_study,
 };

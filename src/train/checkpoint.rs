@@ -111,6 +111,11 @@ fn structural_diffs(old: &TrainConfig, new: &TrainConfig) -> Vec<String> {
             new.feature_dim.to_string(),
         );
     }
+    cmp(
+        "feature-act",
+        format!("{:?}", old.feature_act),
+        format!("{:?}", new.feature_act),
+    );
     cmp("head", format!("{:?}", old.head), format!("{:?}", new.head));
     cmp(
         "head-param",
@@ -154,16 +159,22 @@ pub fn check_fits(
             None => None,
         }
     };
-    let Some(shape_diff) = shape_diff else {
+    // `feature_act` changes what the head sees without always changing a
+    // shape (relu <-> linear): refused on its own (it is in `diffs`).
+    let act_changed = ck
+        .config
+        .as_ref()
+        .is_some_and(|old| old.feature_act != config.feature_act);
+    if shape_diff.is_none() && !act_changed {
         return Ok(());
-    };
+    }
     let mut what: Vec<String> = diffs;
-    what.push(shape_diff);
+    what.extend(shape_diff);
     bail!(
         "checkpoint {} does not fit this configuration: {}. Resume with the run's own \
          settings (epochs and training options such as lr or schedule may change; what \
-         shapes the model, i.e. image size, net, feature-dim, head and learn_scale, may \
-         not), or start a new run with another --out",
+         shapes the model, i.e. image size, net, feature-dim, feature-act, head and \
+         learn_scale, may not), or start a new run with another --out",
         path.display(),
         what.join("; ")
     )

@@ -8,7 +8,7 @@ use super::Schedule;
 use crate::backend::DeviceChoice;
 use crate::data::DatasetKind;
 use crate::heads::{HeadKind, HeadSpec};
-use crate::nets::NetKind;
+use crate::nets::{FeatureAct, NetKind};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,9 +26,14 @@ pub struct TrainConfig {
     pub net: String,
     /// Feature dimension of lenet (2 for plots).
     pub feature_dim: usize,
+    /// What the head sees: relu (the backbone's final activation), linear
+    /// (none: signed features) or bn (BatchNorm1d, no activation).
+    pub feature_act: String,
     /// Head: softmax or symmetrical.
     pub head: String,
-    /// Head parameters (e.g. `s = 16.0`).
+    /// Head parameters (e.g. `s = 16.0`; flags also as true/false; the
+    /// symmetrical layer's `init` also as "uniform"/"normal").
+    #[serde(deserialize_with = "de_head_params")]
     pub head_params: BTreeMap<String, f64>,
     /// Training epochs.
     pub epochs: usize,
@@ -75,6 +80,15 @@ pub struct TrainConfig {
     pub probe: bool,
     /// Size of the probe's fixed training subset (the first N training images).
     pub probe_train_samples: usize,
+    /// Stop when the test accuracy has plateaued over the last N epochs
+    /// (the convergence test of `study::convergence`); 0: train every epoch.
+    pub plateau_window: usize,
+    /// Slope (accuracy fraction per epoch) below which a curve counts as flat
+    /// in the convergence test.
+    pub plateau_slope: f64,
+    /// After the plateau, train this many more epochs at lr x gamma, then stop
+    /// (the final accuracy of a constant-rate run without its noise).
+    pub plateau_anneal_epochs: usize,
 }
 
 impl Default for TrainConfig {
@@ -84,6 +98,7 @@ impl Default for TrainConfig {
             data: None,
             net: "cnn".into(),
             feature_dim: 2,
+            feature_act: "relu".into(),
             head: "softmax".into(),
             head_params: BTreeMap::new(),
             epochs: 5,
@@ -108,6 +123,9 @@ impl Default for TrainConfig {
             eval_batch: 1000,
             probe: true,
             probe_train_samples: 2000,
+            plateau_window: 0,
+            plateau_slope: 0.001,
+            plateau_anneal_epochs: 0,
         }
     }
 }
@@ -121,14 +139,52 @@ pub fn parse_head_params(items: &[String], option: &str) -> Result<BTreeMap<Stri
             .split_once('=')
             .with_context(|| format!("{option} {kv:?}: expected NAME=VALUE"))?;
         let (k, v) = (k.trim(), v.trim());
-        if k == "s" && v == "auto" {
-            out.insert("p_max".to_string(), 0.99);
-            continue;
+        let (k, v) = head_param_word(k, v).map_err(|e| anyhow::anyhow!("{option} {kv:?}: {e}"))?;
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// One head parameter given as a word: a number, `true`/`false` (1/0),
+/// `s=auto` (`p_max = 0.99`), the symmetrical layer's `init=uniform` (0) or
+/// `init=normal` (1). Returns the stored name and value.
+pub fn head_param_word(k: &str, v: &str) -> std::result::Result<(String, f64), String> {
+    Ok(match (k, v) {
+        ("s", "auto") => ("p_max".to_string(), 0.99),
+        (_, "true") => (k.to_string(), 1.0),
+        (_, "false") => (k.to_string(), 0.0),
+        ("init", "uniform") => (k.to_string(), 0.0),
+        ("init", "normal") => (k.to_string(), 1.0),
+        _ => {
+            let x: f64 = v.parse().map_err(|_| {
+                format!("{v:?} is not a number (nor true/false, s=auto, init=uniform/normal)")
+            })?;
+            (k.to_string(), x)
         }
-        let v: f64 = v
-            .parse()
-            .with_context(|| format!("{option} {kv:?}: {v:?} is not a number"))?;
-        out.insert(k.to_string(), v);
+    })
+}
+
+/// `head_params` from TOML: numbers, booleans, or the words of [`head_param_word`].
+pub fn de_head_params<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum V {
+        N(f64),
+        B(bool),
+        S(String),
+    }
+    let raw = BTreeMap::<String, V>::deserialize(d)?;
+    let mut out = BTreeMap::new();
+    for (k, v) in raw {
+        let (k, x) = match v {
+            V::N(x) => (k, x),
+            V::B(b) => (k, if b { 1.0 } else { 0.0 }),
+            V::S(s) => head_param_word(&k, &s)
+                .map_err(|e| serde::de::Error::custom(format!("head parameter {k}: {e}")))?,
+        };
+        out.insert(k, x);
     }
     Ok(out)
 }
@@ -161,6 +217,8 @@ pub struct ValidTrainConfig {
     pub device: DeviceChoice,
     /// Augmentation on or off.
     pub augment: bool,
+    /// What the head sees.
+    pub feature_act: FeatureAct,
 }
 
 impl TrainConfig {
@@ -187,6 +245,25 @@ impl TrainConfig {
         let Some(net) = NetKind::parse(&self.net) else {
             bail!("net {:?}: expected one of {}", self.net, NetKind::NAMES);
         };
+        let Some(feature_act) = FeatureAct::parse(&self.feature_act) else {
+            bail!(
+                "feature-act {:?}: expected one of {}",
+                self.feature_act,
+                FeatureAct::NAMES
+            );
+        };
+        if self.plateau_window == 1 || self.plateau_window == 2 {
+            bail!(
+                "plateau-window = {}: expected 0 (off) or at least 3 epochs (a slope needs a residual)",
+                self.plateau_window
+            );
+        }
+        if !(self.plateau_slope.is_finite() && self.plateau_slope >= 0.0) {
+            bail!(
+                "plateau-slope = {}: expected a finite number >= 0 (accuracy per epoch)",
+                self.plateau_slope
+            );
+        }
         let Some(kind) = HeadKind::parse(&self.head) else {
             bail!("head {:?}: expected one of {}", self.head, HeadKind::NAMES);
         };
@@ -254,6 +331,7 @@ impl TrainConfig {
             normalize,
             device,
             augment,
+            feature_act,
         })
     }
 }
@@ -358,6 +436,69 @@ mod tests {
             ),
         ];
         for (c, word) in cases {
+            let e = c.check().unwrap_err().to_string();
+            assert!(e.contains(word), "{word}: {e}");
+        }
+    }
+
+    #[test]
+    fn head_params_take_words_on_the_command_line_and_in_toml() {
+        let items: Vec<String> = [
+            "easy_margin=true",
+            "detach_margin=false",
+            "init=normal",
+            "s=auto",
+            "m=0.5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let p = parse_head_params(&items, "--head-param").unwrap();
+        assert_eq!(p["easy_margin"], 1.0);
+        assert_eq!(p["detach_margin"], 0.0);
+        assert_eq!(p["init"], 1.0);
+        assert_eq!(p["p_max"], 0.99);
+        assert_eq!(p["m"], 0.5);
+        let e = parse_head_params(&["m=big".to_string()], "--head-param")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--head-param") && e.contains("big"), "{e}");
+        let c: TrainConfig = toml::from_str(
+            "head = 'symmetrical'\nfeature_act = 'bn'\n[head_params]\ninit = 'uniform'\nlearn_scale = true\ns = 8\n",
+        )
+        .unwrap();
+        assert_eq!(c.head_params["init"], 0.0);
+        assert_eq!(c.head_params["learn_scale"], 1.0);
+        assert_eq!(c.head_params["s"], 8.0);
+        let v = c.check().unwrap();
+        assert_eq!(v.feature_act, FeatureAct::Bn);
+        let e = toml::from_str::<TrainConfig>("[head_params]\ninit = 'xavier'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("init") && e.contains("xavier"), "{e}");
+        for (c, word) in [
+            (
+                TrainConfig {
+                    feature_act: "tanh".into(),
+                    ..Default::default()
+                },
+                "feature-act",
+            ),
+            (
+                TrainConfig {
+                    plateau_window: 2,
+                    ..Default::default()
+                },
+                "plateau-window",
+            ),
+            (
+                TrainConfig {
+                    plateau_slope: -1.0,
+                    ..Default::default()
+                },
+                "plateau-slope",
+            ),
+        ] {
             let e = c.check().unwrap_err().to_string();
             assert!(e.contains(word), "{word}: {e}");
         }

@@ -8,7 +8,7 @@ use super::export::{export_safetensors, write_npy_f32, write_npy_i64};
 use crate::backend::{BackendJob, run_on, set_threads};
 use crate::data::{self, Augment, ImageSet, Normalizer};
 use crate::heads::{CenterLoss, Head, HeadOps, cross_entropy};
-use crate::nets::{Backbone, NetSpec};
+use crate::nets::{Backbone, BatchNorm2d, NetSpec};
 use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
 use burn::optim::decay::WeightDecayConfig;
@@ -29,6 +29,8 @@ use std::time::Instant;
 pub struct Model<B: Backend> {
     /// Backbone.
     pub net: Backbone<B>,
+    /// BatchNorm1d between backbone and head (`feature_act = bn`).
+    pub feature_bn: Option<BatchNorm2d<B>>,
     /// Classification head.
     pub head: Head<B>,
     /// Center loss (auxiliary term), for `--head center`.
@@ -36,9 +38,18 @@ pub struct Model<B: Backend> {
 }
 
 impl<B: Backend> Model<B> {
+    /// The features the head sees, `[B, D]`.
+    pub fn features(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let x = self.net.forward(images);
+        match &self.feature_bn {
+            Some(bn) => bn.forward_features(x),
+            None => x,
+        }
+    }
+
     /// Features `[B, D]` and prediction logits `[B, C]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        let features = self.net.forward(images);
+        let features = self.features(images);
         let logits = self.head.logits(features.clone());
         (features, logits)
     }
@@ -154,6 +165,7 @@ pub fn train(cfg: &ValidTrainConfig, resume: bool) -> Result<TrainOutcome> {
         height: train_set.height,
         width: train_set.width,
         lenet_dim: cfg.raw.feature_dim,
+        feature_act: cfg.feature_act,
     };
     spec.check().map_err(|e| anyhow::anyhow!("net: {e}"))?;
     set_threads(cfg.raw.threads);
@@ -313,6 +325,7 @@ impl BackendJob for TrainJob<'_> {
             .map(|(w, lr)| CenterLoss::new(spec.feature_dim(), classes, w, lr, &device));
         let mut model = Model {
             net: spec.init::<B>(&device),
+            feature_bn: spec.feature_bn(&device),
             head,
             center,
         };
@@ -382,6 +395,30 @@ impl BackendJob for TrainJob<'_> {
         // The probe's fixed training subset: the first images in file order.
         let probe_train: Vec<usize> = (0..train_set.n.min(raw.probe_train_samples)).collect();
         for epoch in state.epochs_done..raw.epochs {
+            // After a plateau: `plateau_anneal_epochs` epochs at lr x gamma, then stop.
+            let mut lr_factor = 1.0;
+            if let Some((k, c)) = plateau(raw, &state.history) {
+                if epoch == k {
+                    eprintln!(
+                        "test accuracy has plateaued after epoch {k} (slope {:+.3} points per epoch over the last {} epochs, t = {:.2}){}",
+                        100.0 * c.slope,
+                        c.window,
+                        c.t,
+                        if raw.plateau_anneal_epochs > 0 {
+                            format!(
+                                "; {} more epoch(s) at lr x {}",
+                                raw.plateau_anneal_epochs, raw.gamma
+                            )
+                        } else {
+                            "; stopping".into()
+                        }
+                    );
+                }
+                if epoch >= k + raw.plateau_anneal_epochs {
+                    break;
+                }
+                lr_factor = raw.gamma;
+            }
             let start = Instant::now();
             let order = data::epoch_order(train_set.n, raw.seed, epoch);
             let mut rng = augment_rng(raw.seed, epoch);
@@ -396,16 +433,17 @@ impl BackendJob for TrainJob<'_> {
             bar.set_prefix(format!("{}/{}", epoch + 1, raw.epochs));
             let (mut loss_sum, mut correct, mut lr) = (0.0f64, 0i64, raw.lr);
             for (step, idx) in order.chunks(raw.batch).enumerate() {
-                lr = cfg.schedule.lr(
-                    raw.lr,
-                    state.global_step,
-                    steps_per_epoch,
-                    raw.epochs,
-                    raw.warmup_epochs,
-                );
+                lr = lr_factor
+                    * cfg.schedule.lr(
+                        raw.lr,
+                        state.global_step,
+                        steps_per_epoch,
+                        raw.epochs,
+                        raw.warmup_epochs,
+                    );
                 let augment = cfg.augment.then_some((&aug, &mut rng));
                 let (x, y) = batch_tensors::<B>(&train_set, idx, &norm, augment, &mut buf, &device);
-                let features = model.net.forward(x);
+                let features = model.features(x);
                 let logits =
                     model
                         .head
@@ -520,6 +558,34 @@ impl BackendJob for TrainJob<'_> {
     }
 }
 
+/// The plateau of a run trained with `plateau_window`: the first epoch
+/// count `k` at which the convergence test (`crate::statistics::convergence`)
+/// on the test accuracy of epochs `..k` passes, with that test. The trainer
+/// checks after every epoch, so this is where it started annealing or
+/// stopped; the history alone decides it (no extra state to resume).
+pub fn plateau(
+    cfg: &super::TrainConfig,
+    history: &[EpochMetrics],
+) -> Option<(usize, crate::statistics::Convergence)> {
+    if cfg.plateau_window == 0 {
+        return None;
+    }
+    let accs: Vec<f64> = history.iter().map(|m| m.test_acc).collect();
+    (cfg.plateau_window..=accs.len()).find_map(|k| {
+        crate::statistics::convergence(&accs[..k], cfg.plateau_window, cfg.plateau_slope)
+            .filter(|c| c.converged())
+            .map(|c| (k, c))
+    })
+}
+
+/// Whether a run of `cfg` with this history is complete: every epoch, or
+/// its plateau and the annealing epochs after it.
+pub fn complete(cfg: &super::TrainConfig, history: &[EpochMetrics]) -> bool {
+    history.len() >= cfg.epochs
+        || plateau(cfg, history)
+            .is_some_and(|(k, _)| history.len() >= k + cfg.plateau_anneal_epochs)
+}
+
 /// Write the test-set penultimate features, labels and the head's weights as NPY.
 pub(crate) fn export_features<B: Backend>(
     model: &Model<B>,
@@ -538,7 +604,7 @@ pub(crate) fn export_features<B: Backend>(
         let batch_labels = data::fill_batch(set, idx, norm, None, &mut buf);
         let shape = [idx.len(), set.channels, set.height, set.width];
         let x = Tensor::<B, 4>::from_data(TensorData::new(std::mem::take(&mut buf), shape), device);
-        let f = model.net.forward(x);
+        let f = model.features(x);
         d = f.dims()[1];
         feats.extend(to_f32(f));
         labels.extend(batch_labels);
