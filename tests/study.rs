@@ -16,17 +16,8 @@ fn study_toml(data: &Path, heads: &[&str], seeds: &[u64], epochs: usize) -> Stri
     )
 }
 
-#[test]
-fn a_tiny_study_writes_the_report_and_summaries() {
-    let dir = tempfile::tempdir().unwrap();
-    common::write_synthetic_mnist(dir.path(), 400, 200, 5);
-    let cfg = dir.path().join("study.toml");
-    std::fs::write(
-        &cfg,
-        study_toml(dir.path(), &["softmax", "symmetrical"], &[0, 1], 2),
-    )
-    .unwrap();
-    let out = dir.path().join("study");
+/// `symfeat study --config CFG --out OUT`, which must succeed.
+fn run_study_cli(cfg: &Path, out: &Path) {
     let o = Command::cargo_bin("symfeat")
         .unwrap()
         .args([
@@ -39,6 +30,20 @@ fn a_tiny_study_writes_the_report_and_summaries() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_tiny_study_writes_the_report_and_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 400, 200, 5);
+    let cfg = dir.path().join("study.toml");
+    std::fs::write(
+        &cfg,
+        study_toml(dir.path(), &["softmax", "symmetrical"], &[0, 1], 2),
+    )
+    .unwrap();
+    let out = dir.path().join("study");
+    run_study_cli(&cfg, &out);
     for f in ["report.html", "summary.json", "summary.md", "study.toml"] {
         assert!(out.join(f).exists(), "{f} missing");
     }
@@ -415,18 +420,7 @@ fn two_variants_that_differ_only_in_feature_act_give_two_rows() {
     );
     std::fs::write(&cfg, text).unwrap();
     let out = dir.path().join("study");
-    let o = Command::cargo_bin("symfeat")
-        .unwrap()
-        .args([
-            "study",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_study_cli(&cfg, &out);
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let v = s["variants"].as_array().unwrap();

@@ -710,7 +710,23 @@ pub fn build_report(dir: &Path) -> Result<Summary> {
         }
     }
     let claims = decide(&runs, &variants);
-    let verdict = verdict(&variants);
+    let mut verdict = verdict(&variants);
+    for c in &claims.more_stable {
+        let d: Vec<f64> = c
+            .comparisons
+            .iter()
+            .filter(|x| x.diff.n >= claims::MIN_RUNS)
+            .map(|x| x.diff.mean_diff)
+            .collect();
+        if c.decision == claims::Decision::Inconclusive && !d.is_empty() {
+            let worse = d.iter().filter(|x| **x > 0.0).count();
+            verdict.push(format!(
+                "{}: claim (b) is undecided at this number of seeds; in point estimate its tail std is higher (less stable) than {worse} of {} popular heads'. More seeds (`seeds = [...]`, or `--protocol long`) narrow the intervals.",
+                c.variant,
+                d.len()
+            ));
+        }
+    }
     let first = &runs[0].config;
     let mut settings = BTreeMap::new();
     settings.insert("epochs".into(), first.epochs.to_string());

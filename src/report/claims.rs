@@ -171,31 +171,45 @@ pub fn more_stable(
     } else {
         Decision::Inconclusive
     };
-    let parts: Vec<String> = comparisons
+    let paired_ok: Vec<&Comparison> = comparisons
         .iter()
-        .map(|c| {
-            if c.diff.n < MIN_RUNS {
-                format!("vs {}: {} ({} pairs)", c.against, c.outcome, c.diff.n)
-            } else {
-                format!(
-                    "vs {}: {:+.2} pts [{:+.2}, {:+.2}], p = {:.3}, {}",
-                    c.against,
-                    100.0 * c.diff.mean_diff,
-                    100.0 * c.diff.lo,
-                    100.0 * c.diff.hi,
-                    c.diff.p_value,
-                    c.outcome
-                )
-            }
-        })
+        .filter(|c| c.diff.n >= MIN_RUNS)
         .collect();
+    let range = |f: fn(&Comparison) -> f64| {
+        let v: Vec<f64> = paired_ok.iter().map(|c| f(c)).collect();
+        (
+            v.iter().copied().fold(f64::INFINITY, f64::min),
+            v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        )
+    };
     let evidence = if comparisons.is_empty() {
         "no popular head in the study to compare with".to_string()
+    } else if paired_ok.is_empty() {
+        format!("fewer than {MIN_RUNS} seeds where both runs converged, against every head")
     } else {
+        let (dlo, dhi) = range(|c| c.diff.mean_diff);
+        let (plo, phi) = range(|c| c.diff.p_value);
+        let counts: Vec<String> = [
+            "more stable",
+            "less stable",
+            "equivalent",
+            "undecided",
+            "too few pairs",
+        ]
+        .iter()
+        .filter(|o| count(o) > 0)
+        .map(|o| format!("{o} {}", count(o)))
+        .collect();
         format!(
-            "difference of tail std (this variant minus the head, {:.1} % paired t interval): {}",
-            100.0 * (1.0 - alpha),
-            parts.join("; ")
+            "against {} popular heads: {}; tail-std difference (this variant minus the head) {:+.2} to {:+.2} pts, \
+             p = {:.3} to {:.3} ({:.1} % paired t intervals)",
+            comparisons.len(),
+            counts.join(", "),
+            100.0 * dlo,
+            100.0 * dhi,
+            plo,
+            phi,
+            100.0 * (1.0 - alpha)
         )
     };
     Claim {

@@ -177,6 +177,39 @@ fn md_table(o: &mut String, cols: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
+const COMPARISON_COLUMNS: [&str; 7] = [
+    "variant",
+    "against",
+    "tail-std difference (pts)",
+    "interval (pts)",
+    "p",
+    "pairs",
+    "outcome",
+];
+
+fn comparison_rows(s: &Summary) -> Vec<Vec<String>> {
+    let mut rows = vec![];
+    for c in &s.claims.more_stable {
+        for x in &c.comparisons {
+            rows.push(vec![
+                c.variant.clone(),
+                x.against.clone(),
+                f(100.0 * x.diff.mean_diff, 2),
+                format!(
+                    "[{}, {}] ({:.1} %)",
+                    f(100.0 * x.diff.lo, 2),
+                    f(100.0 * x.diff.hi, 2),
+                    100.0 * x.diff.level
+                ),
+                f(x.diff.p_value, 3),
+                x.diff.n.to_string(),
+                x.outcome.clone(),
+            ]);
+        }
+    }
+    rows
+}
+
 /// `summary.md`: question, decisions, main table, then settings and details.
 pub fn markdown(s: &Summary) -> String {
     let mut o = String::from("# symfeat study summary\n\n");
@@ -192,6 +225,8 @@ pub fn markdown(s: &Summary) -> String {
         &MAIN_COLUMNS,
         s.variants.iter().map(|v| main_row(v, g)).collect(),
     );
+    o.push_str("\n## Claim (b), per head\n\n");
+    md_table(&mut o, &COMPARISON_COLUMNS, comparison_rows(s));
     o.push_str("\n## Rules\n\n");
     for r in &s.rules {
         let _ = writeln!(o, "- {r}");
@@ -266,7 +301,9 @@ pub fn page(s: &Summary, runs: &[RunData], figdir: &Path) -> Result<String> {
         &MAIN_COLUMNS,
         s.variants.iter().map(|v| main_row(v, g)).collect(),
     );
-    o.push_str("<p>Weight conditions: measured on the final class weights (row-normalised for cosine heads), holding when below 0.01; tail std: residual std of the test accuracy around a line over the last epochs of converged runs; angle from the probe on the test set after the last epoch.</p>\n<h2>Rules</h2><ul>");
+    o.push_str("<p>Weight conditions: measured on the final class weights (row-normalised for cosine heads), holding when below 0.01; tail std: residual std of the test accuracy around a line over the last epochs of converged runs; angle from the probe on the test set after the last epoch.</p>\n<h2>Claim (b), per head</h2>");
+    html_table(&mut o, &COMPARISON_COLUMNS, comparison_rows(s));
+    o.push_str("<h2>Rules</h2><ul>");
     for r in &s.rules {
         let _ = write!(o, "<li>{}</li>", esc(r));
     }
