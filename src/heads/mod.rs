@@ -199,7 +199,7 @@ impl HeadKind {
                 (
                     "lambda",
                     0.0,
-                    "fixed lambda when anneal = 0 (0 = pure A-Softmax)",
+                    "fixed lambda (0 = pure A-Softmax); giving it turns annealing off",
                 ),
                 ("lambda_base", 1000.0, "annealing base"),
                 ("lambda_gamma", 0.12, "annealing gamma"),
@@ -330,6 +330,22 @@ impl HeadSpec {
         }
         match self.kind {
             HeadKind::Sphereface => {
+                // An explicit lambda means a fixed lambda: annealing would
+                // silently replace it. Both explicit and contradictory: an error.
+                if self.params.contains_key("lambda") {
+                    match self.params.get("anneal") {
+                        Some(&a) if a != 0.0 => {
+                            return Err(format!(
+                                "head parameters lambda = {} and anneal = {a} contradict each other: \
+                                 a given lambda is a fixed lambda (anneal = 0); drop one of them",
+                                out["lambda"]
+                            ));
+                        }
+                        _ => {
+                            out.insert("anneal".into(), 0.0);
+                        }
+                    }
+                }
                 let m = out["m"];
                 if m.fract() != 0.0 || !(1.0..=10.0).contains(&m) {
                     return Err(format!(

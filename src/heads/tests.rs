@@ -542,3 +542,24 @@ fn symmetrical_auto_scale_reaches_the_target_probability() {
         );
     }
 }
+
+/// Regression (#15): `lambda=0` alone used to be ignored (anneal defaults to
+/// 1), so the user silently got annealing and another loss.
+#[test]
+fn an_explicit_sphereface_lambda_is_a_fixed_lambda() {
+    let spec = |p: &[(&str, f64)]| HeadSpec {
+        kind: HeadKind::Sphereface,
+        params: p.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    };
+    let r = spec(&[("lambda", 0.0)]).resolve().unwrap();
+    assert_eq!((r["anneal"], r["lambda"]), (0.0, 0.0));
+    assert_eq!(spec(&[]).resolve().unwrap()["anneal"], 1.0);
+    assert_eq!(
+        spec(&[("lambda", 3.0), ("anneal", 0.0)]).resolve().unwrap()["anneal"],
+        0.0
+    );
+    let e = spec(&[("lambda", 0.0), ("anneal", 1.0)])
+        .resolve()
+        .unwrap_err();
+    assert!(e.contains("lambda") && e.contains("anneal"), "{e}");
+}

@@ -312,7 +312,7 @@ pub fn run_study(study: &StudyConfig, out: &Path) -> Result<Vec<RunSpec>> {
                         let acc = h.history.last().map(|m| m.test_acc).unwrap_or(f64::NAN);
                         line(&format!("test accuracy {:.2}%", 100.0 * acc));
                     }
-                    Err(e) if e.to_string().contains("diverged") => {
+                    Err(e) if e.downcast_ref::<crate::train::Diverged>().is_some() => {
                         let msg = format!("{e:#}");
                         crate::atomic::write(
                             &dir.join(DIVERGED),

@@ -11,5 +11,5 @@ pub use config::{
     Normalize, TrainConfig, ValidTrainConfig, de_head_params, head_param_word, parse_head_params,
 };
 pub use export::{export_safetensors, write_npy_f32, write_npy_i64};
-pub use run::{EpochMetrics, Model, ProbeLine, TrainOutcome, complete, plateau, train};
+pub use run::{Diverged, EpochMetrics, Model, ProbeLine, TrainOutcome, complete, plateau, train};
 pub use schedule::Schedule;

@@ -77,6 +77,27 @@ pub struct EpochMetrics {
     pub images_per_s: f64,
 }
 
+/// A run whose loss became non-finite: a typed error, so that a study
+/// records it (`diverged.json`) and goes on, whatever the message says.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "training diverged: non-finite loss ({loss}) at epoch {epoch} step {step} (lr {lr}); \
+     the last good checkpoint ({}) is kept",
+    if *last_good > 0 { format!("after epoch {last_good}") } else { "none yet".to_string() }
+)]
+pub struct Diverged {
+    /// The loss value (NaN or infinite).
+    pub loss: f64,
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Step within the epoch (1-based).
+    pub step: usize,
+    /// Learning rate of that step.
+    pub lr: f64,
+    /// Epochs of the checkpoint that is kept (0: none).
+    pub last_good: usize,
+}
+
 /// What a finished run returns.
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
@@ -458,17 +479,14 @@ impl BackendJob for TrainJob<'_> {
                 let loss_value: f32 = loss.clone().into_scalar().elem();
                 if !loss_value.is_finite() {
                     bar.abandon();
-                    bail!(
-                        "training diverged: non-finite loss ({loss_value}) at epoch {} step {} \
-                         (lr {lr}); the last good checkpoint ({}) is kept",
-                        epoch + 1,
-                        step + 1,
-                        if state.epochs_done > 0 {
-                            format!("after epoch {}", state.epochs_done)
-                        } else {
-                            "none yet".into()
-                        }
-                    );
+                    return Err(Diverged {
+                        loss: loss_value as f64,
+                        epoch: epoch + 1,
+                        step: step + 1,
+                        lr,
+                        last_good: state.epochs_done,
+                    }
+                    .into());
                 }
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optim.step(lr, model, grads);
@@ -688,4 +706,33 @@ fn probe_line<B: Backend>(
 /// Tensor values as f32 on the host.
 pub(crate) fn to_f32<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A study tells a divergence by its type, not by its words: another
+    /// error that mentions "diverged" (a path, a message) is no divergence.
+    #[test]
+    fn divergence_is_a_typed_error_with_the_old_message() {
+        let e: anyhow::Error = Diverged {
+            loss: f64::NAN,
+            epoch: 3,
+            step: 7,
+            lr: 0.5,
+            last_good: 2,
+        }
+        .into();
+        let e = e.context("study run x");
+        assert!(e.downcast_ref::<Diverged>().is_some());
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("non-finite loss (NaN) at epoch 3 step 7 (lr 0.5)")
+                && text.contains("after epoch 2"),
+            "{text}"
+        );
+        let other = anyhow::anyhow!("cannot read /runs/diverged/config.toml");
+        assert!(other.downcast_ref::<Diverged>().is_none());
+    }
 }
