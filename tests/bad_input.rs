@@ -83,6 +83,8 @@ struct Table {
     root: tempfile::TempDir,
     cases: Vec<Case>,
     untouched: Vec<(PathBuf, Vec<u8>)>,
+    /// Paths a failing command must not create.
+    absent: Vec<PathBuf>,
 }
 
 impl Table {
@@ -794,7 +796,21 @@ fn train_cases(t: &mut Table) {
         ("train_unknown_device", &["--device", "tpu"], &["--device \"tpu\"", "cpu, cuda, cuda:N or libtorch"]),
         ("train_augment_not_bool", &["--augment", "yes"], &["--augment", "invalid value 'yes'"]),
         ("train_resume_without_checkpoint", &["--resume"], &["--resume", "no checkpoint", "without --resume"]),
+        ("train_unknown_feature_act", &["--feature-act", "tanh"], &["feature-act \"tanh\"", "relu, linear, bn"]),
+        ("train_plateau_window_two", &["--plateau-window", "2"], &["plateau-window = 2", "at least 3"]),
+        ("train_plateau_slope_negative", &["--plateau-slope", "-0.1"], &["plateau-slope = -0.1", ">= 0"]),
+        ("train_plateau_slope_nan", &["--plateau-slope", "NaN"], &["plateau-slope = NaN", "finite"]),
+        ("train_plateau_anneal_negative", &["--plateau-anneal-epochs", "-1"], &["--plateau-anneal-epochs", "invalid value '-1'"]),
+        ("train_symmetrical_unknown_init", &["--head", "symmetrical", "--head-param", "init=xavier"], &["--head-param \"init=xavier\"", "uniform/normal"]),
+        ("train_symmetrical_init_two", &["--head", "symmetrical", "--head-param", "init=2"], &["init = 2", "0 or 1"]),
+        ("train_sphereface_lambda_with_anneal", &["--head", "sphereface", "--head-param", "lambda=0", "--head-param", "anneal=true"],
+            &["lambda = 0", "anneal = 1", "contradict"]),
     ];
+    // Options checked before anything is written: no run directory appears.
+    for name in ["train_unknown_feature_act", "train_plateau_window_two", "train_plateau_slope_negative",
+                 "train_symmetrical_unknown_init", "train_sphereface_lambda_with_anneal"] {
+        t.absent.push(t.root.path().join(name));
+    }
     for &(name, extra, expect) in cases {
         let a = run(t, name, extra);
         t.add(name, a, expect);
@@ -895,6 +911,22 @@ fn study_cases(t: &mut Table) {
             &["bad_param.toml", "m = 3", "[0, pi/2)"]),
         ("study_zero_epochs", study("zero.toml", &format!("{grid}{}", train.replace("epochs = 1", "epochs = 0"))), &["zero.toml", "epochs", "at least 1"]),
         ("study_unknown_dataset", study("datasets.toml", &format!("{grid}datasets = [\"imagenet\"]\n{train}")), &["datasets.toml", "dataset \"imagenet\""]),
+        ("study_variant_unknown_train_key", study("v_key.toml", &format!("{grid}{train}[[variants]]\nname = \"a\"\nhead = \"normface\"\ntrain = {{ feature_actt = \"bn\" }}\n")),
+            &["v_key.toml", "variant \"a\"", "feature_actt"]),
+        ("study_variant_bad_feature_act", study("v_act.toml", &format!("{grid}{train}[[variants]]\nname = \"a\"\nhead = \"normface\"\ntrain = {{ feature_act = \"tanh\" }}\n")),
+            &["v_act.toml", "study run", "feature-act \"tanh\""]),
+        ("study_variant_overrides_head", study("v_head.toml", &format!("{grid}{train}[[variants]]\nname = \"a\"\nhead = \"normface\"\ntrain = {{ head = \"softmax\" }}\n")),
+            &["v_head.toml", "variant \"a\"", "train.head cannot be overridden"]),
+        ("study_variant_duplicate_name", study("v_dup.toml", &format!("{grid}{train}[[variants]]\nname = \"softmax\"\nhead = \"normface\"\n")),
+            &["v_dup.toml", "\"softmax\" is used twice"]),
+        ("study_variant_bad_name", study("v_name.toml", &format!("{grid}{train}[[variants]]\nname = \"My run\"\nhead = \"normface\"\n")),
+            &["v_name.toml", "variant name \"My run\"", "lowercase"]),
+        ("study_variant_unknown_head", study("v_unknown.toml", &format!("{grid}{train}[[variants]]\nname = \"a\"\nhead = \"nope\"\n")),
+            &["v_unknown.toml", "head \"nope\""]),
+        ("study_variant_missing_head", study("v_nohead.toml", &format!("{grid}{train}[[variants]]\nname = \"a\"\n")),
+            &["v_nohead.toml", "head"]),
+        ("study_variant_bad_init", study("v_init.toml", &format!("{grid}{train}[[variants]]\nname = \"a\"\nhead = \"symmetrical\"\nhead_params = {{ init = \"xavier\" }}\n")),
+            &["v_init.toml", "init", "\"xavier\""]),
     ];
     let out = d.join("out").display().to_string();
     for (name, path, expect) in cases {
@@ -949,6 +981,7 @@ fn bad_input_is_a_clear_error_never_a_panic() {
         root: tempfile::tempdir().unwrap(),
         cases: vec![],
         untouched: vec![],
+        absent: vec![],
     };
     let good = write_good_npy(&t.dir("npy"));
     idx_cases(&mut t);
@@ -979,6 +1012,11 @@ fn bad_input_is_a_clear_error_never_a_panic() {
                 case.args,
                 err.trim_end().replace('\n', "\n            ")
             ));
+        }
+    }
+    for p in &t.absent {
+        if p.exists() {
+            failures.push(format!("{} was created by a failing command", p.display()));
         }
     }
     for (p, before) in &t.untouched {
