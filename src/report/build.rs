@@ -7,9 +7,11 @@ use super::html;
 use super::landscape::{LandscapeGrid, class_landscape};
 use super::plot::{Band, CurvesFigure, LandscapeFigure, ScatterFigure, png_and_svg};
 use crate::geometry::Matrix;
+use crate::heads::HeadKind;
 use crate::npy::{MatrixReader, read_labels, read_vector};
+use crate::statistics::mean;
 use crate::statistics::{Convergence, MeanCi, Trend, convergence};
-use crate::study::stability::{RunStability, mean, measure};
+use crate::study::stability::{RunStability, measure};
 use crate::study::{DIVERGED, STUDY_FILE, StudyConfig, run_dirs};
 use crate::train::{EpochMetrics, ProbeLine, TrainConfig};
 use anyhow::{Context, Result};
@@ -120,15 +122,21 @@ fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
         .collect()
 }
 
-/// Whether the head's logits see only `w / |w|`.
+/// Whether the head's logits see only `w / |w|` (all but the linear ones).
 fn cosine_head(head: &str) -> bool {
-    !matches!(head, "softmax" | "center")
+    !matches!(
+        HeadKind::parse(head),
+        Some(HeadKind::Softmax | HeadKind::Center)
+    )
 }
 
 /// Whether the head's class weights are learned (the symmetrical layer
 /// learns its plane; the polytope heads are fixed).
 pub fn learnable(head: &str) -> bool {
-    !matches!(head, "polygon" | "simplex" | "etf" | "orthoplex" | "dcube")
+    !matches!(
+        HeadKind::parse(head),
+        Some(HeadKind::Polygon | HeadKind::Simplex | HeadKind::Orthoplex | HeadKind::Dcube)
+    )
 }
 
 fn conditions(dir: &Path, head: &str) -> Option<Conditions> {

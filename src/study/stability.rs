@@ -1,6 +1,7 @@
 //! Stability of a learning curve (the paper's headline claim is a more
 //! stable curve, not a higher accuracy), per run and per head over seeds.
 
+use crate::statistics::mean;
 use crate::train::EpochMetrics;
 use serde::Serialize;
 
@@ -68,30 +69,6 @@ pub fn std(v: &[f64]) -> f64 {
     }
     let m = mean(v);
     (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
-}
-
-/// Mean (NaN for no value).
-pub fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
-
-/// Mean and standard deviation over seeds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct MeanStd {
-    /// Mean.
-    pub mean: f64,
-    /// Standard deviation (population).
-    pub std: f64,
-}
-
-impl MeanStd {
-    /// Of `v`.
-    pub fn of(v: &[f64]) -> Self {
-        Self {
-            mean: mean(v),
-            std: std(v),
-        }
-    }
 }
 
 #[cfg(test)]
