@@ -1,9 +1,15 @@
 //! The one place where the concrete backend is chosen.
 //!
 //! Nets, heads and the trainer are generic over burn's `Backend`; this module
-//! maps `--device cpu|cuda[:N]` to a concrete backend and runs a job on it.
-//! CPU: burn's pure-Rust `flex` backend. CUDA: burn's `cuda` backend behind
-//! the `cuda` cargo feature (CUDA and NVRTC are loaded at run time).
+//! maps `--device cpu|cuda[:N]|libtorch` to a concrete backend and runs a job
+//! on it. CPU: burn's pure-Rust `flex` backend. CUDA: burn's `cuda` backend
+//! behind the `cuda` cargo feature (CUDA and NVRTC are loaded at run time).
+//!
+//! The one other module that names a concrete backend is
+//! [`crate::kernels`]: it does not choose one, it recognises `Flex` and
+//! `Autodiff<Flex>` (by `TypeId`) to replace burn's generic operations with
+//! symfeat's CPU kernels, and falls back to the generic operations on any
+//! other backend.
 
 use anyhow::{Result, bail};
 use burn::tensor::backend::AutodiffBackend;
@@ -68,26 +74,6 @@ pub fn set_threads(threads: Option<usize>) {
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global();
-    }
-}
-
-/// Makes glibc keep freed memory for reuse (`M_TOP_PAD` of 256 MiB): a
-/// training step frees and reallocates the same large activation and
-/// gradient buffers every time, and with glibc's defaults many of them come
-/// back as fresh pages, each zero-filled on first touch (page faults were
-/// 13 % of a CNN step in `perf`). Measured on the reference CNN, batch 128,
-/// 2 threads: 983-1,018 train img/s before, 1,439-1,467 after. Call once,
-/// at start-up, before other threads exist. A no-op off Linux/glibc.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes the allocator's parameters; it is called
-    // before any other thread runs.
-    unsafe {
-        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
-        // Buffers up to 32 MiB (glibc's maximum) from the heap, not from
-        // fresh mmap'd pages; and no trimming of what is freed below 1 GiB.
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
 

@@ -7,9 +7,7 @@ use crate::nets::{NetKind, NetSpec};
 use crate::train::Model;
 use anyhow::Result;
 use burn::module::AutodiffModule;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
@@ -90,22 +88,15 @@ impl BackendJob for BenchJob {
             kind: self.head.unwrap_or(head),
             params: Default::default(),
         }
-        .init::<B>(spec.feature_dim(), 10, &device)
-        .map_err(anyhow::Error::msg)?;
+        .init::<B>(spec.feature_dim(), 10, &device)?;
         let mut model = Model {
             net: spec.init::<B>(&device),
             feature_bn: None,
             head,
             center: None,
         };
-        let mut optim = SgdConfig::new()
-            .with_momentum(Some(MomentumConfig {
-                momentum: 0.9,
-                dampening: 0.0,
-                nesterov: false,
-            }))
-            .with_weight_decay(Some(WeightDecayConfig { penalty: 5e-4 }))
-            .init::<B, Model<B>>();
+        // The peer's torch.optim.SGD(lr, momentum=0.9, weight_decay=5e-4).
+        let mut optim = crate::train::sgd(0.9, false, 5e-4).init::<B, Model<B>>();
         let shape = [self.batch, spec.channels, spec.height, spec.width];
         let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
         let labels: Vec<i64> = (0..self.batch as i64).map(|i| i % 10).collect();

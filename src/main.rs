@@ -4,7 +4,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    symfeat::backend::tune_allocator();
+    symfeat::kernels::tune_allocator();
     default_sigpipe();
     let cli = symfeat::cli::Cli::parse();
     match symfeat::cli::run(cli) {

@@ -17,7 +17,8 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use symfeat::train::{Checkpoint, EpochMetrics, ProbeLine, TrainConfig};
+use symfeat::run_dir::{Checkpoint, EpochMetrics, ProbeLine};
+use symfeat::train::TrainConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_symfeat");
 
@@ -150,6 +151,11 @@ fn check_run_dir_but(dir: &Path, skip: impl Fn(&str) -> bool) -> Option<usize> {
             }
             "labels.npy" => {
                 let _: Array1<i64> = read_npy(&p).unwrap();
+            }
+            // The run-directory lock (released with its holder): the last holder.
+            ".symfeat.lock" => {
+                let holder = fs::read_to_string(&p).unwrap();
+                assert!(holder.starts_with("run pid "), "{holder:?}");
             }
             other => panic!("{}: unexpected file {other}", dir.display()),
         }

@@ -4,7 +4,8 @@
 mod common;
 
 use std::path::Path;
-use symfeat::train::{Checkpoint, TrainConfig, train};
+use symfeat::run_dir::Checkpoint;
+use symfeat::train::{TrainConfig, train};
 
 fn tiny_config(data: &Path, out: &Path, head: &str) -> TrainConfig {
     TrainConfig {
@@ -355,7 +356,7 @@ fn a_plateaued_run_stops_early_and_counts_as_finished() {
         h.len()
     );
     assert_eq!(
-        symfeat::study::run_status(&out, &cfg),
-        symfeat::study::RunStatus::Finished
+        symfeat::run_dir::run_status(&out, &cfg),
+        symfeat::run_dir::RunStatus::Finished
     );
 }

@@ -6,7 +6,6 @@ use crate::heads::{HeadKind, HeadOps, HeadSpec, cross_entropy};
 use crate::npy::{MatrixReader, read_labels, read_vector};
 use crate::train::{parse_head_params, write_npy_f32};
 use anyhow::{Context, Result, bail};
-use burn::module::Param;
 use burn::prelude::*;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -64,8 +63,8 @@ pub(super) fn heads(args: HeadsArgs) -> Result<ExitCode> {
         HeadsCommand::List => {
             for kind in HeadKind::ALL {
                 println!("{:<12} {}", kind.name(), kind.formula());
-                for (name, default, doc) in kind.params() {
-                    println!("{:<14}{name} = {default}  ({doc})", "");
+                for p in kind.params() {
+                    println!("{:<14}{} = {}  ({})", "", p.name, p.default, p.doc);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -81,7 +80,7 @@ fn to_tensor(v: &[f64], shape: [usize; 2], dev: &burn::tensor::Device<Cpu>) -> T
 
 fn eval(a: EvalArgs) -> Result<ExitCode> {
     let Some(kind) = HeadKind::parse(&a.head) else {
-        bail!("--head {:?}: expected one of {}", a.head, HeadKind::NAMES);
+        bail!("--head {:?}: expected one of {}", a.head, HeadKind::names());
     };
     let spec = HeadSpec {
         kind,
@@ -159,7 +158,15 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    set_weights(&mut head, wt, bias, c)?;
+    // What the built head has: a bias (softmax, center) or not.
+    match (&bias, head.bias().is_some()) {
+        (None, true) => bail!("--bias b.npy is required for the {} head", a.head),
+        (Some(_), false) => bail!("--bias applies to the softmax head only, not to {}", a.head),
+        _ => {}
+    }
+    let bias = bias.map(|b| to_tensor(&b, [1, c], &dev).reshape([c]));
+    head.load_weights(wt, bias)
+        .with_context(|| format!("--weights {}", a.weights.display()))?;
     let xt = to_tensor(&x, [n, d], &dev);
     let yv: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
     let yt = Tensor::<Cpu, 1, Int>::from_data(TensorData::new(yv, [n]), &dev);
@@ -170,39 +177,9 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
             .into_data()
             .convert::<f32>()
             .to_vec()
-            .unwrap_or_default();
+            .map_err(|e| anyhow::anyhow!("cannot read the logits back: {e:?}"))?;
         write_npy_f32(p, v, n, c)?;
     }
     println!("{}", serde_json::json!({ "loss": loss }));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Put user weights into a freshly built head.
-fn set_weights(
-    head: &mut crate::heads::Head<Cpu>,
-    w: Tensor<Cpu, 2>,
-    bias: Option<Vec<f64>>,
-    c: usize,
-) -> Result<()> {
-    use crate::heads::Head;
-    let dev = w.device();
-    match head {
-        Head::Softmax(h) => {
-            let b = bias.context("--bias b.npy is required for the softmax head")?;
-            if b.len() != c {
-                bail!("--bias has {} values, expected C = {c}", b.len());
-            }
-            h.set(w, to_tensor(&b, [1, c], &dev).reshape([c]));
-        }
-        _ if bias.is_some() => bail!("--bias applies to the softmax head only"),
-        Head::Symmetrical(h) => {
-            h.v1 = Param::from_tensor(w.clone().narrow(0, 0, 1).reshape([w.dims()[1]]));
-            h.v2 = Param::from_tensor(w.clone().narrow(0, 1, 1).reshape([w.dims()[1]]));
-        }
-        Head::Fixed(_) => bail!(
-            "fixed classifiers build their own weights; evaluate them as normface with the same s"
-        ),
-        other => other.set_cosine_weights(w),
-    }
-    Ok(())
 }

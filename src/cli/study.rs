@@ -50,11 +50,27 @@ pub struct ReproduceArgs {
     print_config: bool,
 }
 
-fn finish(out: &Path) -> Result<ExitCode> {
+/// Build and print the report; with runs that failed in this invocation,
+/// name them and exit with 1 after the report (of the others) is written.
+fn finish(out: &Path, failed: &[(String, String)]) -> Result<ExitCode> {
     let s = build_report(out)?;
     println!("{}", crate::report::html::markdown(&s));
-    eprintln!("report: {}", out.join("report.html").display());
-    Ok(ExitCode::SUCCESS)
+    eprintln!(
+        "report: {}",
+        out.join(crate::run_dir::REPORT_HTML).display()
+    );
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "error: {} run(s) failed; the report covers the others, and running the same \
+         command again retries them:",
+        failed.len()
+    );
+    for (name, e) in failed {
+        eprintln!("  {name}: {e}");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 pub(super) fn study(a: StudyArgs) -> Result<ExitCode> {
@@ -62,12 +78,12 @@ pub(super) fn study(a: StudyArgs) -> Result<ExitCode> {
     // Every run's configuration is checked before the first one starts.
     s.runs(&a.out)
         .with_context(|| format!("invalid study file {}", a.config.display()))?;
-    run_study(&s, &a.out)?;
-    finish(&a.out)
+    let outcome = run_study(&s, &a.out)?;
+    finish(&a.out, &outcome.failed)
 }
 
 pub(super) fn report(a: ReportArgs) -> Result<ExitCode> {
-    finish(&a.dir)
+    finish(&a.dir, &[])
 }
 
 /// The popular heads of the paper's comparison, each a variant on the
@@ -210,6 +226,6 @@ pub(super) fn reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         print!("{}", toml::to_string_pretty(&s)?);
         return Ok(ExitCode::SUCCESS);
     }
-    run_study(&s, &a.out)?;
-    finish(&a.out)
+    let outcome = run_study(&s, &a.out)?;
+    finish(&a.out, &outcome.failed)
 }

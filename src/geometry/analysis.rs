@@ -5,7 +5,7 @@
 //! First pass: [`ClassStats`]. Optional second pass (needs the class means):
 //! [`SecondPass`] for compactness and NC4. Then [`analyze`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::angles::{Compactness, angle_deg, row_angles_deg, separation};
 use super::collapse::{
@@ -14,7 +14,8 @@ use super::collapse::{
 };
 use super::error::{GeometryError, Result, check_dim};
 use super::landscape::{CenterOptions, CosineHead, HeadLogits, LinearHead, argmax, softmax_center};
-use super::linalg::{Layout, dot, gemm, gemm_into, gemm_rows, gemm_strided, sym_eigen};
+use super::linalg::{dot, gemm_rows, sym_eigen};
+use crate::kernels::gemm::{Layout, gemm, gemm_into, gemm_strided};
 
 use super::linalg::Matrix;
 use super::stats::ClassStats;
@@ -22,9 +23,10 @@ use super::stats::ClassStats;
 mod mixed;
 pub use mixed::Precision;
 
-/// Which head the weights belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub enum HeadKind {
+/// The form of the head's logits (linear or cosine), which decides its
+/// softmax centre. Not `crate::heads::HeadForm`, the named heads.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum HeadForm {
     /// `W x + b` (plain softmax).
     Linear,
     /// `s cos(x, w_j)` (NormFace, symmetrical layer, margin heads at test
@@ -349,7 +351,7 @@ pub fn second_pass<'h, T: Copy + Into<f64>>(
 }
 
 /// Per-class row of the report (angles in degrees).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassAnalysis {
     /// Class index c.
     pub class: usize,
@@ -372,7 +374,7 @@ pub struct ClassAnalysis {
 }
 
 /// Neural-collapse metrics (Papyan et al. 2020; field notes §4).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NcMetrics {
     /// `Tr(Sigma_W Sigma_B^+)/C`.
     pub nc1: f64,
@@ -400,10 +402,10 @@ pub struct NcMetrics {
 }
 
 /// Full report (Serialize to JSON for the CLI and HTML report).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     /// Head used for the softmax centre and NC4.
-    pub head: HeadKind,
+    pub head: HeadForm,
     /// R at which the softmax centre was searched (1 for cosine heads,
     /// mean feature norm for linear heads).
     pub softmax_center_radius: f64,
@@ -431,7 +433,7 @@ pub struct Analysis {
 }
 
 /// Arithmetic of the second pass, in the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecondPassInfo {
     /// Precision of the products.
     pub precision: Precision,
@@ -458,8 +460,8 @@ pub fn analyze(
     check_dim("weight cols (D)", stats.dim(), weights.cols())?;
     let head = build_head(weights, bias, scale)?;
     let (kind, radius) = match scale {
-        Some(s) => (HeadKind::Cosine { scale: s }, 1.0),
-        None => (HeadKind::Linear, stats.mean_norm()?),
+        Some(s) => (HeadForm::Cosine { scale: s }, 1.0),
+        None => (HeadForm::Linear, stats.mean_norm()?),
     };
     let means = stats.class_means()?;
     let centered = stats.centered_means()?;

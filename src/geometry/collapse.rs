@@ -6,7 +6,7 @@
 //! given as the C x D matrix whose row c is `m_c = mu_c - mu_G`, i.e. `M^T`
 //! for Papyan's D x C matrix `M`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::angles::angle_rad;
 use super::error::{GeometryError, Result, check_dim};
@@ -258,7 +258,7 @@ impl Nc4 {
 
 /// The paper's symmetry conditions for a weight matrix (field notes §1):
 /// unit length, zero sum, coplanar.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Symmetry {
     /// `max_c ||w_c| - 1|`.
     pub unit_norm_dev: f64,

@@ -27,7 +27,7 @@ pub mod rotor;
 pub mod stats;
 
 pub use analysis::{
-    Analysis, ClassAnalysis, HeadKind, NcMetrics, Precision, SecondPass, SecondPassInfo, analyze,
+    Analysis, ClassAnalysis, HeadForm, NcMetrics, Precision, SecondPass, SecondPassInfo, analyze,
     build_head, second_pass,
 };
 pub use error::{GeometryError, Result};

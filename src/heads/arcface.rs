@@ -11,8 +11,10 @@
 //!   (`cos t + stopgrad(target - cos t)`), as recent implementations do for
 //!   stability.
 
+use super::Head;
 use super::HeadOps;
 use super::margin::{COS_CLAMP, CosineWeights, replace_target, scaled_cosine_head_ops};
+use super::params::{Check, HeadDesc, HeadError, ParamDef, Params, no_check, scale};
 use burn::prelude::*;
 use std::f64::consts::PI;
 
@@ -80,4 +82,57 @@ impl<B: Backend> HeadOps<B> for ArcFaceHead<B> {
         });
         logits * self.scale
     }
+}
+
+/// `arcface` (field notes §3).
+pub(super) const DESC: HeadDesc = HeadDesc {
+    name: "arcface",
+    aliases: &[],
+    formula: "s cos(t_y + m), s (cos t_y - m sin m) past pi; others s cos t_j",
+    params: &[
+        scale(64.0),
+        ParamDef {
+            name: "m",
+            default: 0.5,
+            doc: "angular margin in radians, in [0, pi/2)",
+            check: Check::closed_open(
+                0.0,
+                std::f64::consts::FRAC_PI_2,
+                "an angle in [0, pi/2) radians",
+            ),
+        },
+        ParamDef {
+            name: "easy_margin",
+            default: 0.0,
+            doc: "1: apply the margin only where cos t > 0",
+            check: Check::Flag,
+        },
+        ParamDef {
+            name: "detach_margin",
+            default: 0.0,
+            doc: "1: add the margin without gradient through it",
+            check: Check::Flag,
+        },
+    ],
+    cosine: true,
+    learned: true,
+    check: no_check,
+};
+
+/// Build an ArcFace head.
+pub(super) fn init<B: Backend>(
+    p: &Params,
+    d: usize,
+    c: usize,
+    device: &B::Device,
+) -> Result<Head<B>, HeadError> {
+    Ok(Head::Arcface(ArcFaceHead::new(
+        d,
+        c,
+        p["s"],
+        p["m"],
+        p.flag("easy_margin"),
+        p.flag("detach_margin"),
+        device,
+    )))
 }

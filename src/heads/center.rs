@@ -6,6 +6,8 @@
 //! `c_j <- c_j - alpha * sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)`.
 //! They start at zero, as in the paper.
 
+use super::Head;
+use super::params::{Check, HeadDesc, HeadError, ParamDef, Params, no_check};
 use burn::module::Param;
 use burn::prelude::*;
 
@@ -51,4 +53,39 @@ impl<B: Backend> CenterLoss<B> {
         self.centers = self.centers.map(|_| new);
         self
     }
+}
+
+/// `center`: a softmax head plus the center loss (an auxiliary term, see
+/// `crate::train::aux`).
+pub(super) const DESC: HeadDesc = HeadDesc {
+    name: "center",
+    aliases: &[],
+    formula: "softmax + center_weight/2 mean |x_i - c_y|^2, centers updated with center_lr",
+    params: &[
+        ParamDef {
+            name: "center_weight",
+            default: 0.01,
+            doc: "weight lambda of the center term",
+            check: Check::closed_open(0.0, f64::INFINITY, "a weight >= 0"),
+        },
+        ParamDef {
+            name: "center_lr",
+            default: 0.5,
+            doc: "learning rate alpha of the centers",
+            check: Check::closed_open(0.0, f64::INFINITY, "a learning rate >= 0"),
+        },
+    ],
+    cosine: false,
+    learned: true,
+    check: no_check,
+};
+
+/// The head of `center` is a softmax head; the centers live in the model.
+pub(super) fn init<B: Backend>(
+    p: &Params,
+    d: usize,
+    c: usize,
+    device: &B::Device,
+) -> Result<Head<B>, HeadError> {
+    super::softmax::init(p, d, c, device)
 }

@@ -4,8 +4,10 @@
 //! The cosine is clamped to ±(1 - 1e-7) before `acos`. As in the reference
 //! code there is no fallback when `m1 t + m2 > pi`.
 
+use super::Head;
 use super::HeadOps;
 use super::margin::{COS_CLAMP, CosineWeights, replace_target, scaled_cosine_head_ops};
+use super::params::{Check, HeadDesc, HeadError, ParamDef, Params, no_check, scale};
 use burn::prelude::*;
 
 /// Combined-margin head.
@@ -47,4 +49,47 @@ impl<B: Backend> HeadOps<B> for CombinedHead<B> {
         });
         logits * self.scale
     }
+}
+
+/// `combined` (field notes §3).
+pub(super) const DESC: HeadDesc = HeadDesc {
+    name: "combined",
+    aliases: &[],
+    formula: "s (cos(m1 t_y + m2) - m3); others s cos t_j",
+    params: &[
+        scale(64.0),
+        ParamDef {
+            name: "m1",
+            default: 1.0,
+            doc: "multiplicative angular margin (> 0)",
+            check: Check::open(0.0, 10.0, "a factor in (0, 10)"),
+        },
+        ParamDef {
+            name: "m2",
+            default: 0.3,
+            doc: "additive angular margin, radians, in [0, pi)",
+            check: Check::closed_open(0.0, std::f64::consts::PI, "an angle in [0, pi) radians"),
+        },
+        ParamDef {
+            name: "m3",
+            default: 0.2,
+            doc: "additive cosine margin, in [0, 1)",
+            check: Check::closed_open(0.0, 1.0, "a cosine margin in [0, 1)"),
+        },
+    ],
+    cosine: true,
+    learned: true,
+    check: no_check,
+};
+
+/// Build a combined-margin head.
+pub(super) fn init<B: Backend>(
+    p: &Params,
+    d: usize,
+    c: usize,
+    device: &B::Device,
+) -> Result<Head<B>, HeadError> {
+    Ok(Head::Combined(CombinedHead::new(
+        d, c, p["s"], p["m1"], p["m2"], p["m3"], device,
+    )))
 }

@@ -15,7 +15,10 @@
 //! layout can die: the ReLU zeroes those few coordinates for every sample,
 //! every cosine is 0 and no gradient comes back (measured, README).
 
-use super::{HeadOps, ScaleParam, l2_normalize};
+use super::params::{
+    Check, HeadDesc, HeadError, LEARN_SCALE, ParamDef, Params, SCALE_16, no_check,
+};
+use super::{Head, HeadOps, ScaleParam, l2_normalize};
 use crate::geometry::{Matrix, polygon};
 use burn::module::Param;
 use burn::prelude::*;
@@ -42,10 +45,16 @@ pub struct FixedHead<B: Backend> {
     scale: ScaleParam<B>,
 }
 
-fn host<B: Backend>(t: Tensor<B, 2>) -> Matrix {
+/// A tensor's values on the host, as f64; an error (never zeros) when the
+/// device cannot give them back.
+fn host<B: Backend>(t: Tensor<B, 2>) -> Result<Matrix, HeadError> {
     let [r, c] = t.dims();
-    let v: Vec<f32> = t.into_data().convert::<f32>().to_vec().unwrap_or_default();
-    Matrix::from_f32(r, c, &v).unwrap_or_else(|_| Matrix::zeros(r, c))
+    let v: Vec<f32> = t.into_data().convert::<f32>().to_vec().map_err(|e| {
+        HeadError::Other(format!(
+            "cannot read the random layout from the device: {e:?}"
+        ))
+    })?;
+    Matrix::from_f32(r, c, &v).map_err(|e| HeadError::Other(e.to_string()))
 }
 
 /// Build the layout's `[C, D]` weights (random parts from the backend's seeded RNG).
@@ -55,33 +64,33 @@ pub fn layout_weights<B: Backend>(
     c: usize,
     rotate: bool,
     device: &B::Device,
-) -> Result<Matrix, String> {
-    let err = |e: crate::geometry::GeometryError| e.to_string();
+) -> Result<Matrix, HeadError> {
+    let err = |e: crate::geometry::GeometryError| HeadError::Other(e.to_string());
     match layout {
         Layout::Polygon => {
             if d < 2 {
-                return Err(format!(
+                return Err(HeadError::Other(format!(
                     "the polygon layout needs a plane, D >= 2, got D = {d}"
-                ));
+                )));
             }
             let v = host(Tensor::<B, 2>::random(
                 [2, d],
                 Distribution::Uniform(0.0, 1.0),
                 device,
-            ));
+            ))?;
             polygon::polygon_weights(v.row(0), v.row(1), c).map_err(err)
         }
         Layout::Simplex => {
             if d < c {
-                return Err(format!(
+                return Err(HeadError::Other(format!(
                     "the simplex ETF needs D >= C, got D = {d}, C = {c}"
-                ));
+                )));
             }
             let r = host(Tensor::<B, 2>::random(
                 [d, c],
                 Distribution::Normal(0.0, 1.0),
                 device,
-            ));
+            ))?;
             polygon::simplex_etf(c, &r).map_err(err)
         }
         Layout::Orthoplex | Layout::Dcube => {
@@ -98,7 +107,7 @@ pub fn layout_weights<B: Backend>(
                 [d, k],
                 Distribution::Normal(0.0, 1.0),
                 device,
-            ));
+            ))?;
             polygon::embed_in_random_basis(&w, &r).map_err(err)
         }
     }
@@ -113,7 +122,7 @@ impl<B: Backend> FixedHead<B> {
         rotate: bool,
         scale: ScaleParam<B>,
         device: &B::Device,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, HeadError> {
         let w = layout_weights::<B>(layout, d, c, rotate, device)?;
         let data: Vec<f32> = w.as_slice().iter().map(|&v| v as f32).collect();
         let t = Tensor::<B, 1>::from_floats(data.as_slice(), device).reshape([c, d]);
@@ -125,6 +134,16 @@ impl<B: Backend> FixedHead<B> {
 }
 
 impl<B: Backend> HeadOps<B> for FixedHead<B> {
+    fn load_weights(
+        &mut self,
+        _weights: Tensor<B, 2>,
+        _bias: Option<Tensor<B, 1>>,
+    ) -> Result<(), HeadError> {
+        Err(HeadError::Other(
+            "fixed classifiers build their own weights; evaluate them as normface with the same s"
+                .into(),
+        ))
+    }
     fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
         let w = self.weights.val().detach();
         self.scale
@@ -135,5 +154,129 @@ impl<B: Backend> HeadOps<B> for FixedHead<B> {
     }
     fn scale(&self) -> Option<f64> {
         Some(self.scale.value())
+    }
+}
+
+const ROTATE: ParamDef = ParamDef {
+    name: "rotate",
+    default: 0.0,
+    doc: "1: embed the layout in a random orthonormal basis instead of the first axes (same Gram matrix)",
+    check: Check::Flag,
+};
+
+/// A fixed layout's description.
+const fn desc(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    formula: &'static str,
+    params: &'static [ParamDef],
+) -> HeadDesc {
+    HeadDesc {
+        name,
+        aliases,
+        formula,
+        params,
+        cosine: true,
+        learned: false,
+        check: no_check,
+    }
+}
+
+/// Build the fixed head of `layout`.
+fn init<B: Backend>(
+    layout: Layout,
+    p: &Params,
+    d: usize,
+    c: usize,
+    device: &B::Device,
+) -> Result<Head<B>, HeadError> {
+    let rotate = p.values().contains_key("rotate") && p.flag("rotate");
+    let scale = ScaleParam::new(p["s"], p.flag("learn_scale"), device);
+    Ok(Head::Fixed(FixedHead::new(
+        layout, d, c, rotate, scale, device,
+    )?))
+}
+
+/// `polygon`.
+pub(super) mod polygon_head {
+    use super::*;
+    /// The symmetrical layout, frozen.
+    pub(in crate::heads) const DESC: HeadDesc = desc(
+        "polygon",
+        &[],
+        "s cos(x, w_j), w fixed regular polygon in a random plane",
+        &[SCALE_16, LEARN_SCALE],
+    );
+    /// Build it.
+    pub(in crate::heads) fn init<B: Backend>(
+        p: &Params,
+        d: usize,
+        c: usize,
+        device: &B::Device,
+    ) -> Result<Head<B>, HeadError> {
+        super::init(Layout::Polygon, p, d, c, device)
+    }
+}
+
+/// `simplex`.
+pub(super) mod simplex_head {
+    use super::*;
+    /// The simplex ETF.
+    pub(in crate::heads) const DESC: HeadDesc = desc(
+        "simplex",
+        &["etf"],
+        "s cos(x, w_j), w fixed simplex ETF (cos -1/(C-1))",
+        &[SCALE_16, LEARN_SCALE],
+    );
+    /// Build it.
+    pub(in crate::heads) fn init<B: Backend>(
+        p: &Params,
+        d: usize,
+        c: usize,
+        device: &B::Device,
+    ) -> Result<Head<B>, HeadError> {
+        super::init(Layout::Simplex, p, d, c, device)
+    }
+}
+
+/// `orthoplex`.
+pub(super) mod orthoplex_head {
+    use super::*;
+    /// The cross-polytope.
+    pub(in crate::heads) const DESC: HeadDesc = desc(
+        "orthoplex",
+        &[],
+        "s cos(x, w_j), w fixed +-e_i",
+        &[SCALE_16, LEARN_SCALE, ROTATE],
+    );
+    /// Build it.
+    pub(in crate::heads) fn init<B: Backend>(
+        p: &Params,
+        d: usize,
+        c: usize,
+        device: &B::Device,
+    ) -> Result<Head<B>, HeadError> {
+        super::init(Layout::Orthoplex, p, d, c, device)
+    }
+}
+
+/// `dcube`.
+pub(super) mod dcube_head {
+    use super::*;
+    /// The hypercube.
+    pub(in crate::heads) const DESC: HeadDesc = desc(
+        "dcube",
+        &[],
+        "s cos(x, w_j), w fixed hypercube vertices",
+        &[SCALE_16, LEARN_SCALE, ROTATE],
+    );
+    /// Build it.
+    pub(in crate::heads) fn init<B: Backend>(
+        p: &Params,
+        d: usize,
+        c: usize,
+        device: &B::Device,
+    ) -> Result<Head<B>, HeadError> {
+        super::init(Layout::Dcube, p, d, c, device)
     }
 }

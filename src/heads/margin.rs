@@ -4,6 +4,7 @@
 //! cosine changes and what scale multiplies the logits.
 
 use super::l2_normalize;
+use super::params::HeadError;
 use burn::module::Param;
 use burn::nn::Initializer;
 use burn::prelude::*;
@@ -41,6 +42,30 @@ impl<B: Backend> CosineWeights<B> {
     pub fn rows(&self) -> Tensor<B, 2> {
         self.weight.val()
     }
+
+    /// Replace the weights by `w` (of the same `[C, D]`); a cosine head
+    /// has no bias.
+    pub fn load(&mut self, w: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Result<(), HeadError> {
+        if bias.is_some() {
+            return Err(HeadError::Other(
+                "a bias applies to the softmax head only".into(),
+            ));
+        }
+        check_shape("class weights", w.dims(), self.weight.dims())?;
+        self.weight = Param::from_tensor(w);
+        Ok(())
+    }
+}
+
+/// Given weights of shape `got` where the head has `want`.
+pub(crate) fn check_shape(what: &str, got: [usize; 2], want: [usize; 2]) -> Result<(), HeadError> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(HeadError::Other(format!(
+            "{what} of shape {got:?}, the head has {want:?}"
+        )))
+    }
 }
 
 /// One-hot mask of the labels, `[B]` -> `[B, C]` (float, 1 at the target).
@@ -74,6 +99,13 @@ macro_rules! scaled_cosine_head_ops {
         }
         fn scale(&self) -> Option<f64> {
             Some(self.scale)
+        }
+        fn load_weights(
+            &mut self,
+            weights: Tensor<B, 2>,
+            bias: Option<Tensor<B, 1>>,
+        ) -> Result<(), super::HeadError> {
+            self.weights.load(weights, bias)
         }
     };
 }

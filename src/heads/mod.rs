@@ -1,8 +1,15 @@
 //! Classification heads: penultimate features `[B, D]` -> logits `[B, C]`.
 //!
 //! Legend: `B` batch, `D` feature dimension, `C` classes. Every head lives in
-//! its own file and implements [`HeadOps`]; [`HeadKind`] and [`Head`] are the
-//! only registry. Formulas: field notes §2 (symmetrical layer) and §3.
+//! its own file: its description (`DESC`: name, formula, parameters with
+//! defaults and checks), its `init`, and its module implementing
+//! [`HeadOps`] (weights loading included). [`registry!`] below is the one
+//! list of heads; [`Head`] the one list of the modules they build. Formulas:
+//! field notes §2 (symmetrical layer) and §3.
+//!
+//! A new head: its file, a `mod` line, and a line in `registry!` (and, if
+//! it brings a new module type, a variant of [`Head`] and a line in
+//! `dispatch!`).
 
 mod arcface;
 mod center;
@@ -11,6 +18,7 @@ mod cosface;
 mod fixed;
 pub mod margin;
 mod normface;
+pub mod params;
 mod softmax;
 mod sphereface;
 mod symmetrical;
@@ -21,6 +29,7 @@ pub use combined::CombinedHead;
 pub use cosface::CosFaceHead;
 pub use fixed::{FixedHead, Layout, layout_weights};
 pub use normface::NormFaceHead;
+pub use params::{HeadDesc, HeadError, ParamDef, Params};
 pub use softmax::{SoftmaxHead, SoftmaxHeadConfig};
 pub use sphereface::{Lambda, SphereFaceHead, psi};
 pub use symmetrical::{SymmetricalHead, SymmetricalHeadConfig, polygon_angles};
@@ -66,191 +75,105 @@ pub trait HeadOps<B: Backend> {
     fn scale(&self) -> Option<f64> {
         None
     }
+
+    /// Replace the weights by given ones (`symfeat heads eval`, a PyTorch
+    /// user's weights): `weights` as [`HeadOps::class_weights`] returns them
+    /// (the symmetrical layer: its `[2, D]` plane `v1, v2`), `bias` `[C]`
+    /// for the heads that have one. Shapes must match the built head.
+    fn load_weights(
+        &mut self,
+        weights: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Result<(), HeadError>;
 }
 
-/// The heads symfeat knows, by their CLI names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HeadKind {
-    /// Linear layer with bias, plain softmax cross-entropy.
-    Softmax,
-    /// NormFace: `s cos t_j`.
-    Normface,
-    /// SphereFace (A-Softmax) with lambda annealing.
-    Sphereface,
-    /// CosFace: `s (cos t_y - m)`.
-    Cosface,
-    /// ArcFace: `s cos(t_y + m)`.
-    Arcface,
-    /// Combined margin: `s (cos(m1 t_y + m2) - m3)`.
-    Combined,
-    /// Softmax with the center loss as an auxiliary term.
-    Center,
-    /// Fixed regular polygon (the symmetrical layout, frozen).
-    Polygon,
-    /// Fixed simplex ETF.
-    Simplex,
-    /// Fixed orthoplex (cross-polytope).
-    Orthoplex,
-    /// Fixed d-cube.
-    Dcube,
-    /// The paper's symmetrical layer (field notes §2).
-    Symmetrical,
+/// The heads, in `heads list` order: `Kind => file`. Generates
+/// [`HeadKind`], its list, its descriptions and its constructors.
+macro_rules! registry {
+    ($($kind:ident => $($file:ident)::+),+ $(,)?) => {
+        /// The heads symfeat knows, by their CLI names (see each head's file).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum HeadKind {
+            $(
+                #[doc = concat!("See `", stringify!($($file)::+), "`.")]
+                $kind,
+            )+
+        }
+
+        impl HeadKind {
+            /// Every head, in `heads list` order.
+            pub const ALL: &'static [HeadKind] = &[$(Self::$kind),+];
+
+            /// What the head's file says about it.
+            pub fn desc(self) -> &'static HeadDesc {
+                match self {
+                    $(Self::$kind => &$($file)::+::DESC,)+
+                }
+            }
+
+            fn build<B: Backend>(
+                self,
+                p: &Params,
+                d: usize,
+                c: usize,
+                device: &B::Device,
+            ) -> Result<Head<B>, HeadError> {
+                match self {
+                    $(Self::$kind => $($file)::+::init(p, d, c, device),)+
+                }
+            }
+        }
+    };
 }
 
-/// One parameter of a head: name, default, meaning.
-pub type ParamDoc = (&'static str, f64, &'static str);
-
-const SCALE_16: ParamDoc = ("s", 16.0, "logit scale");
-const LEARN_SCALE: ParamDoc = ("learn_scale", 0.0, "1: learn s (initialised at s)");
-const ROTATE: ParamDoc = (
-    "rotate",
-    0.0,
-    "1: embed the layout in a random orthonormal basis instead of the first axes (same Gram matrix)",
-);
+registry! {
+    Softmax => softmax,
+    Normface => normface,
+    Sphereface => sphereface,
+    Cosface => cosface,
+    Arcface => arcface,
+    Combined => combined,
+    Center => center,
+    Polygon => fixed::polygon_head,
+    Simplex => fixed::simplex_head,
+    Orthoplex => fixed::orthoplex_head,
+    Dcube => fixed::dcube_head,
+    Symmetrical => symmetrical,
+}
 
 impl HeadKind {
-    /// Every head, in `heads list` order.
-    pub const ALL: [HeadKind; 12] = [
-        Self::Softmax,
-        Self::Normface,
-        Self::Sphereface,
-        Self::Cosface,
-        Self::Arcface,
-        Self::Combined,
-        Self::Center,
-        Self::Polygon,
-        Self::Simplex,
-        Self::Orthoplex,
-        Self::Dcube,
-        Self::Symmetrical,
-    ];
-
-    /// All names, for help texts and errors.
-    pub const NAMES: &'static str = "softmax, normface, sphereface, cosface, arcface, combined, center, \
-                                     polygon, simplex, orthoplex, dcube, symmetrical";
+    /// All names, for help texts and errors ("softmax, normface, ...").
+    pub fn names() -> String {
+        Self::ALL
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 
     /// The CLI name.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Softmax => "softmax",
-            Self::Normface => "normface",
-            Self::Sphereface => "sphereface",
-            Self::Cosface => "cosface",
-            Self::Arcface => "arcface",
-            Self::Combined => "combined",
-            Self::Center => "center",
-            Self::Polygon => "polygon",
-            Self::Simplex => "simplex",
-            Self::Orthoplex => "orthoplex",
-            Self::Dcube => "dcube",
-            Self::Symmetrical => "symmetrical",
-        }
+        self.desc().name
     }
 
-    /// Parse a CLI name.
+    /// Parse a CLI name or alias.
     pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "symmetric" => Some(Self::Symmetrical),
-            "a-softmax" => Some(Self::Sphereface),
-            "etf" => Some(Self::Simplex),
-            _ => Self::ALL.into_iter().find(|k| k.name() == name),
-        }
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == name || k.desc().aliases.contains(&name))
     }
 
     /// One line on what the head computes.
     pub fn formula(self) -> &'static str {
-        match self {
-            Self::Softmax => "w_j . x + b_j (linear layer with bias)",
-            Self::Normface => "s cos t_j",
-            Self::Sphereface => {
-                "|x| psi(t_y), psi(t) = (-1)^k cos(m t) - 2k, k = floor(m t / pi); others |x| cos t_j"
-            }
-            Self::Cosface => "s (cos t_y - m); others s cos t_j",
-            Self::Arcface => "s cos(t_y + m), s (cos t_y - m sin m) past pi; others s cos t_j",
-            Self::Combined => "s (cos(m1 t_y + m2) - m3); others s cos t_j",
-            Self::Center => {
-                "softmax + center_weight/2 mean |x_i - c_y|^2, centers updated with center_lr"
-            }
-            Self::Polygon => "s cos(x, w_j), w fixed regular polygon in a random plane",
-            Self::Simplex => "s cos(x, w_j), w fixed simplex ETF (cos -1/(C-1))",
-            Self::Orthoplex => "s cos(x, w_j), w fixed +-e_i",
-            Self::Dcube => "s cos(x, w_j), w fixed hypercube vertices",
-            Self::Symmetrical => {
-                "s cos(x, w_k), w_k = cos(2 pi k/C) n1 + sin(2 pi k/C) n2, plane learned"
-            }
-        }
+        self.desc().formula
     }
 
     /// Parameters and their defaults (angles in radians), for
-    /// `--head-param` and `heads list`. Defaults follow the reference
-    /// libraries (field notes §3).
-    pub fn params(self) -> &'static [ParamDoc] {
-        match self {
-            Self::Softmax => &[],
-            Self::Normface => &[SCALE_16],
-            Self::Sphereface => &[
-                ("m", 4.0, "integer angular margin (>= 1)"),
-                (
-                    "anneal",
-                    1.0,
-                    "1: lambda = max(lambda_min, lambda_base (1 + lambda_gamma it)^-lambda_power); 0: fixed lambda",
-                ),
-                (
-                    "lambda",
-                    0.0,
-                    "fixed lambda (0 = pure A-Softmax); giving it turns annealing off",
-                ),
-                ("lambda_base", 1000.0, "annealing base"),
-                ("lambda_gamma", 0.12, "annealing gamma"),
-                ("lambda_power", 1.0, "annealing power"),
-                ("lambda_min", 5.0, "annealing floor"),
-            ],
-            Self::Cosface => &[
-                ("s", 64.0, "logit scale"),
-                ("m", 0.35, "cosine margin, in [0, 1)"),
-            ],
-            Self::Arcface => &[
-                ("s", 64.0, "logit scale"),
-                ("m", 0.5, "angular margin in radians, in [0, pi/2)"),
-                (
-                    "easy_margin",
-                    0.0,
-                    "1: apply the margin only where cos t > 0",
-                ),
-                (
-                    "detach_margin",
-                    0.0,
-                    "1: add the margin without gradient through it",
-                ),
-            ],
-            Self::Combined => &[
-                ("s", 64.0, "logit scale"),
-                ("m1", 1.0, "multiplicative angular margin (> 0)"),
-                ("m2", 0.3, "additive angular margin, radians, in [0, pi)"),
-                ("m3", 0.2, "additive cosine margin, in [0, 1)"),
-            ],
-            Self::Center => &[
-                ("center_weight", 0.01, "weight lambda of the center term"),
-                ("center_lr", 0.5, "learning rate alpha of the centers"),
-            ],
-            Self::Polygon | Self::Simplex => &[SCALE_16, LEARN_SCALE],
-            Self::Orthoplex | Self::Dcube => &[SCALE_16, LEARN_SCALE, ROTATE],
-            Self::Symmetrical => &[
-                SCALE_16,
-                (
-                    "p_max",
-                    0.0,
-                    "> 0: choose s as the smallest scale whose capped target probability reaches p_max (s=auto: 0.99)",
-                ),
-                LEARN_SCALE,
-                (
-                    "init",
-                    0.0,
-                    "plane initialisation: 0 = uniform (v1, v2 in U[0,1), the authors'), 1 = normal (zero-mean Gaussian N(0,1)); also init=uniform/normal",
-                ),
-            ],
-        }
+    /// `--head-param` and `heads list`.
+    pub fn params(self) -> &'static [ParamDef] {
+        self.desc().params
     }
 }
 
@@ -263,161 +186,10 @@ pub struct HeadSpec {
     pub params: BTreeMap<String, f64>,
 }
 
-fn flag(p: &BTreeMap<String, f64>, k: &str) -> Result<bool, String> {
-    match p[k] {
-        0.0 => Ok(false),
-        1.0 => Ok(true),
-        v => Err(format!("head parameter {k} = {v}: expected 0 or 1")),
-    }
-}
-
-fn in_range(
-    p: &BTreeMap<String, f64>,
-    k: &str,
-    lo: f64,
-    hi: f64,
-    lo_open: bool,
-    what: &str,
-) -> Result<f64, String> {
-    let v = p[k];
-    let ok = if lo_open { v > lo } else { v >= lo } && v < hi;
-    if ok {
-        Ok(v)
-    } else {
-        Err(format!("head parameter {k} = {v}: expected {what}"))
-    }
-}
-
 impl HeadSpec {
-    /// Check the parameter names and values; returns the resolved map
-    /// (defaults filled in).
-    pub fn resolve(&self) -> Result<BTreeMap<String, f64>, String> {
-        let known = self.kind.params();
-        let mut out: BTreeMap<String, f64> =
-            known.iter().map(|(k, v, _)| (k.to_string(), *v)).collect();
-        for (k, v) in &self.params {
-            if !out.contains_key(k) {
-                let names: Vec<&str> = known.iter().map(|p| p.0).collect();
-                return Err(format!(
-                    "head {} has no parameter {k:?} (it takes: {})",
-                    self.kind.name(),
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ));
-            }
-            if !v.is_finite() {
-                return Err(format!("head parameter {k} = {v} must be finite"));
-            }
-            out.insert(k.clone(), *v);
-        }
-        if out.contains_key("s") {
-            in_range(&out, "s", 0.0, 1e4, true, "a scale in (0, 10000)")?;
-        }
-        for k in [
-            "easy_margin",
-            "detach_margin",
-            "learn_scale",
-            "anneal",
-            "rotate",
-            "init",
-        ] {
-            if out.contains_key(k) {
-                flag(&out, k)?;
-            }
-        }
-        match self.kind {
-            HeadKind::Sphereface => {
-                // An explicit lambda means a fixed lambda: annealing would
-                // silently replace it. Both explicit and contradictory: an error.
-                if self.params.contains_key("lambda") {
-                    match self.params.get("anneal") {
-                        Some(&a) if a != 0.0 => {
-                            return Err(format!(
-                                "head parameters lambda = {} and anneal = {a} contradict each other: \
-                                 a given lambda is a fixed lambda (anneal = 0); drop one of them",
-                                out["lambda"]
-                            ));
-                        }
-                        _ => {
-                            out.insert("anneal".into(), 0.0);
-                        }
-                    }
-                }
-                let m = out["m"];
-                if m.fract() != 0.0 || !(1.0..=10.0).contains(&m) {
-                    return Err(format!(
-                        "head parameter m = {m}: SphereFace needs an integer m in 1..=10"
-                    ));
-                }
-                for k in [
-                    "lambda",
-                    "lambda_base",
-                    "lambda_power",
-                    "lambda_min",
-                    "lambda_gamma",
-                ] {
-                    in_range(&out, k, 0.0, f64::INFINITY, false, "a number >= 0")?;
-                }
-            }
-            HeadKind::Cosface => {
-                in_range(&out, "m", 0.0, 1.0, false, "a cosine margin in [0, 1)")?;
-            }
-            HeadKind::Arcface => {
-                in_range(
-                    &out,
-                    "m",
-                    0.0,
-                    std::f64::consts::FRAC_PI_2,
-                    false,
-                    "an angle in [0, pi/2) radians",
-                )?;
-            }
-            HeadKind::Combined => {
-                in_range(&out, "m1", 0.0, 10.0, true, "a factor in (0, 10)")?;
-                in_range(
-                    &out,
-                    "m2",
-                    0.0,
-                    std::f64::consts::PI,
-                    false,
-                    "an angle in [0, pi) radians",
-                )?;
-                in_range(&out, "m3", 0.0, 1.0, false, "a cosine margin in [0, 1)")?;
-            }
-            HeadKind::Center => {
-                in_range(
-                    &out,
-                    "center_weight",
-                    0.0,
-                    f64::INFINITY,
-                    false,
-                    "a weight >= 0",
-                )?;
-                in_range(
-                    &out,
-                    "center_lr",
-                    0.0,
-                    f64::INFINITY,
-                    false,
-                    "a learning rate >= 0",
-                )?;
-            }
-            HeadKind::Symmetrical => {
-                in_range(
-                    &out,
-                    "p_max",
-                    0.0,
-                    1.0,
-                    false,
-                    "0 (off) or a probability in (1/C, 1)",
-                )?;
-            }
-            _ => {}
-        }
-        Ok(out)
+    /// Check the parameter names and values (see [`params::resolve`]).
+    pub fn resolve(&self) -> Result<Params, HeadError> {
+        params::resolve(self.kind.desc(), &self.params)
     }
 
     /// Build the head for `d` features and `c` classes.
@@ -426,93 +198,24 @@ impl HeadSpec {
         d: usize,
         c: usize,
         device: &B::Device,
-    ) -> Result<Head<B>, String> {
+    ) -> Result<Head<B>, HeadError> {
         let p = self.resolve()?;
         if c < 2 {
-            return Err(format!("a head needs at least 2 classes, got {c}"));
+            return Err(HeadError::Other(format!(
+                "a head needs at least 2 classes, got {c}"
+            )));
         }
-        let s = p.get("s").copied().unwrap_or(1.0);
-        let learn = p.contains_key("learn_scale") && flag(&p, "learn_scale")?;
-        Ok(match self.kind {
-            HeadKind::Softmax | HeadKind::Center => {
-                Head::Softmax(SoftmaxHeadConfig::new(d, c).init(device))
-            }
-            HeadKind::Normface => Head::Normface(NormFaceHead::new(d, c, s, device)),
-            HeadKind::Cosface => Head::Cosface(CosFaceHead::new(d, c, s, p["m"], device)),
-            HeadKind::Arcface => Head::Arcface(ArcFaceHead::new(
-                d,
-                c,
-                s,
-                p["m"],
-                flag(&p, "easy_margin")?,
-                flag(&p, "detach_margin")?,
-                device,
-            )),
-            HeadKind::Combined => Head::Combined(CombinedHead::new(
-                d, c, s, p["m1"], p["m2"], p["m3"], device,
-            )),
-            HeadKind::Sphereface => {
-                let lambda = Lambda {
-                    anneal: flag(&p, "anneal")?,
-                    fixed: p["lambda"],
-                    base: p["lambda_base"],
-                    gamma: p["lambda_gamma"],
-                    power: p["lambda_power"],
-                    min: p["lambda_min"],
-                };
-                Head::Sphereface(SphereFaceHead::new(d, c, p["m"] as usize, lambda, device))
-            }
-            HeadKind::Polygon | HeadKind::Simplex | HeadKind::Orthoplex | HeadKind::Dcube => {
-                let layout = match self.kind {
-                    HeadKind::Polygon => Layout::Polygon,
-                    HeadKind::Simplex => Layout::Simplex,
-                    HeadKind::Orthoplex => Layout::Orthoplex,
-                    _ => Layout::Dcube,
-                };
-                let rotate = p.contains_key("rotate") && flag(&p, "rotate")?;
-                Head::Fixed(FixedHead::new(
-                    layout,
-                    d,
-                    c,
-                    rotate,
-                    ScaleParam::new(s, learn, device),
-                    device,
-                )?)
-            }
-            HeadKind::Symmetrical => {
-                if d < 2 {
-                    return Err(format!(
-                        "the symmetrical layer needs D >= 2 and C >= 2, got D = {d}, C = {c}"
-                    ));
-                }
-                if p["p_max"] > 0.0 && p["p_max"] <= 1.0 / c as f64 {
-                    return Err(format!(
-                        "head parameter p_max = {}: must exceed 1/C = {:.4} (uniform probability)",
-                        p["p_max"],
-                        1.0 / c as f64
-                    ));
-                }
-                let s = if p["p_max"] > 0.0 {
-                    crate::geometry::polygon::scale_for_p_max(c, p["p_max"])
-                        .map_err(|e| format!("head parameter p_max: {e}"))?
-                } else {
-                    s
-                };
-                Head::Symmetrical(
-                    SymmetricalHeadConfig::new(d, c)
-                        .with_scale(s)
-                        .with_learn_scale(learn)
-                        .with_normal_init(flag(&p, "init")?)
-                        .init(device),
-                )
-            }
-        })
+        self.kind.build(&p, d, c, device)
     }
 
-    /// The center-loss settings `(weight, lr)` of this head, if any.
-    pub fn center(&self) -> Option<(f64, f64)> {
-        let p = self.resolve().ok()?;
-        (self.kind == HeadKind::Center).then(|| (p["center_weight"], p["center_lr"]))
+    /// The center-loss settings `(weight, lr)` of this head, if it has the
+    /// center loss.
+    pub fn center(&self) -> Result<Option<(f64, f64)>, HeadError> {
+        if self.kind != HeadKind::Center {
+            return Ok(None);
+        }
+        let p = self.resolve()?;
+        Ok(Some((p["center_weight"], p["center_lr"])))
     }
 }
 
@@ -571,23 +274,6 @@ pub enum Head<B: Backend> {
     Symmetrical(SymmetricalHead<B>),
 }
 
-impl<B: Backend> Head<B> {
-    /// Replace the learnable class weights `[C, D]` of a cosine or margin
-    /// head (NormFace, SphereFace, CosFace, ArcFace, combined); other heads
-    /// are left unchanged.
-    pub fn set_cosine_weights(&mut self, w: Tensor<B, 2>) {
-        let slot = match self {
-            Head::Normface(h) => &mut h.weights,
-            Head::Sphereface(h) => &mut h.weights,
-            Head::Cosface(h) => &mut h.weights,
-            Head::Arcface(h) => &mut h.weights,
-            Head::Combined(h) => &mut h.weights,
-            _ => return,
-        };
-        slot.weight = Param::from_tensor(w);
-    }
-}
-
 macro_rules! dispatch {
     ($self:ident, $h:ident => $e:expr) => {
         match $self {
@@ -626,6 +312,13 @@ impl<B: Backend> HeadOps<B> for Head<B> {
     }
     fn scale(&self) -> Option<f64> {
         dispatch!(self, h => h.scale())
+    }
+    fn load_weights(
+        &mut self,
+        weights: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Result<(), HeadError> {
+        dispatch!(self, h => h.load_weights(weights, bias))
     }
 }
 

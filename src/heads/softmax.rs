@@ -1,7 +1,9 @@
 //! Plain softmax head: a linear layer with bias, `logit_j = w_j . x + b_j`
 //! (field notes §3). PyTorch-default initialisation.
 
+use super::Head;
 use super::HeadOps;
+use super::params::{HeadDesc, HeadError, Params, no_check};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -38,6 +40,27 @@ impl<B: Backend> SoftmaxHead<B> {
 }
 
 impl<B: Backend> HeadOps<B> for SoftmaxHead<B> {
+    fn load_weights(
+        &mut self,
+        weights: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Result<(), HeadError> {
+        let Some(bias) = bias else {
+            return Err(HeadError::Other(
+                "the softmax head needs its bias [C] with the weights".into(),
+            ));
+        };
+        let [d, c] = self.linear.weight.dims();
+        super::margin::check_shape("class weights", weights.dims(), [c, d])?;
+        if bias.dims() != [c] {
+            return Err(HeadError::Other(format!(
+                "a bias of {} values, the head has C = {c}",
+                bias.dims()[0]
+            )));
+        }
+        self.set(weights, bias);
+        Ok(())
+    }
     fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
         self.linear.forward(features)
     }
@@ -48,4 +71,25 @@ impl<B: Backend> HeadOps<B> for SoftmaxHead<B> {
     fn bias(&self) -> Option<Tensor<B, 1>> {
         self.linear.bias.as_ref().map(|b| b.val())
     }
+}
+
+/// `softmax` (field notes §3).
+pub(super) const DESC: HeadDesc = HeadDesc {
+    name: "softmax",
+    aliases: &[],
+    formula: "w_j . x + b_j (linear layer with bias)",
+    params: &[],
+    cosine: false,
+    learned: true,
+    check: no_check,
+};
+
+/// Build a softmax head for `d` features and `c` classes.
+pub(super) fn init<B: Backend>(
+    _: &Params,
+    d: usize,
+    c: usize,
+    device: &B::Device,
+) -> Result<Head<B>, HeadError> {
+    Ok(Head::Softmax(SoftmaxHeadConfig::new(d, c).init(device)))
 }

@@ -14,8 +14,10 @@
 //! `anneal = 0` a fixed `lambda` is used instead (0 = pure A-Softmax); this
 //! is also how `symfeat heads eval` evaluates a given lambda.
 
+use super::Head;
 use super::HeadOps;
 use super::margin::{COS_CLAMP, CosineWeights, replace_target};
+use super::params::{Check, HeadDesc, HeadError, ParamDef, Params};
 use burn::prelude::*;
 use std::f64::consts::PI;
 
@@ -121,6 +123,13 @@ impl<B: Backend> SphereFaceHead<B> {
 }
 
 impl<B: Backend> HeadOps<B> for SphereFaceHead<B> {
+    fn load_weights(
+        &mut self,
+        weights: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Result<(), HeadError> {
+        self.weights.load(weights, bias)
+    }
     fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
         let norm = features.clone().powf_scalar(2.0).sum_dim(1).sqrt(); // [B, 1]
         self.weights.cosines(features) * norm
@@ -144,4 +153,107 @@ impl<B: Backend> HeadOps<B> for SphereFaceHead<B> {
     fn class_weights(&self) -> Tensor<B, 2> {
         super::l2_normalize(self.weights.rows())
     }
+}
+
+/// `sphereface` (field notes §3).
+pub(super) const DESC: HeadDesc = HeadDesc {
+    name: "sphereface",
+    aliases: &["a-softmax"],
+    formula: "|x| psi(t_y), psi(t) = (-1)^k cos(m t) - 2k, k = floor(m t / pi); others |x| cos t_j",
+    params: &[
+        ParamDef {
+            name: "m",
+            default: 4.0,
+            doc: "integer angular margin (>= 1)",
+            check: Check::Finite,
+        },
+        ParamDef {
+            name: "anneal",
+            default: 1.0,
+            doc: "1: lambda = max(lambda_min, lambda_base (1 + lambda_gamma it)^-lambda_power); 0: fixed lambda",
+            check: Check::Flag,
+        },
+        ParamDef {
+            name: "lambda",
+            default: 0.0,
+            doc: "fixed lambda (0 = pure A-Softmax); giving it turns annealing off",
+            check: Check::NON_NEGATIVE,
+        },
+        ParamDef {
+            name: "lambda_base",
+            default: 1000.0,
+            doc: "annealing base",
+            check: Check::NON_NEGATIVE,
+        },
+        ParamDef {
+            name: "lambda_gamma",
+            default: 0.12,
+            doc: "annealing gamma",
+            check: Check::NON_NEGATIVE,
+        },
+        ParamDef {
+            name: "lambda_power",
+            default: 1.0,
+            doc: "annealing power",
+            check: Check::NON_NEGATIVE,
+        },
+        ParamDef {
+            name: "lambda_min",
+            default: 5.0,
+            doc: "annealing floor",
+            check: Check::NON_NEGATIVE,
+        },
+    ],
+    cosine: true,
+    learned: true,
+    check,
+};
+
+/// An integer m in 1..=10; an explicit `lambda` means a fixed lambda
+/// (annealing would silently replace it), and with an explicit `anneal = 1`
+/// the two contradict each other.
+fn check(p: &mut Params) -> Result<(), HeadError> {
+    if p.given("lambda") {
+        if p.given("anneal") && p.flag("anneal") {
+            return Err(HeadError::Other(format!(
+                "head parameters lambda = {} and anneal = {} contradict each other: \
+                 a given lambda is a fixed lambda (anneal = 0); drop one of them",
+                p["lambda"], p["anneal"]
+            )));
+        }
+        p.set("anneal", 0.0);
+    }
+    let m = p["m"];
+    if m.fract() != 0.0 || !(1.0..=10.0).contains(&m) {
+        return Err(HeadError::Invalid {
+            name: "m".into(),
+            value: m,
+            expected: "an integer m in 1..=10 (SphereFace)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Build a SphereFace head.
+pub(super) fn init<B: Backend>(
+    p: &Params,
+    d: usize,
+    c: usize,
+    device: &B::Device,
+) -> Result<Head<B>, HeadError> {
+    let lambda = Lambda {
+        anneal: p.flag("anneal"),
+        fixed: p["lambda"],
+        base: p["lambda_base"],
+        gamma: p["lambda_gamma"],
+        power: p["lambda_power"],
+        min: p["lambda_min"],
+    };
+    Ok(Head::Sphereface(SphereFaceHead::new(
+        d,
+        c,
+        p["m"] as usize,
+        lambda,
+        device,
+    )))
 }

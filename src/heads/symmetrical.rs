@@ -20,6 +20,10 @@
 //! `F.normalize`, the norms are clamped at 1e-12, so the weights then
 //! collapse to `cos(theta_k) n1` instead of becoming NaN.
 
+use super::Head;
+use super::params::{
+    Check, HeadDesc, HeadError, LEARN_SCALE, ParamDef, Params, SCALE_16, no_check,
+};
 use super::{HeadOps, ScaleParam, l2_normalize};
 use burn::module::Param;
 use burn::prelude::*;
@@ -104,6 +108,24 @@ impl<B: Backend> SymmetricalHead<B> {
 }
 
 impl<B: Backend> HeadOps<B> for SymmetricalHead<B> {
+    /// The layer's own parameters: `weights` is its `[2, D]` pair `v1, v2`
+    /// (what `derived_params` exports), no bias.
+    fn load_weights(
+        &mut self,
+        weights: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+    ) -> Result<(), HeadError> {
+        if bias.is_some() {
+            return Err(HeadError::Other(
+                "a bias applies to the softmax head only".into(),
+            ));
+        }
+        let d = self.v1.dims()[0];
+        super::margin::check_shape("the plane (v1, v2)", weights.dims(), [2, d])?;
+        self.v1 = Param::from_tensor(weights.clone().narrow(0, 0, 1).reshape([d]));
+        self.v2 = Param::from_tensor(weights.narrow(0, 1, 1).reshape([d]));
+        Ok(())
+    }
     fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {
         let w = self.class_weights(); // [C, D], unit rows
         self.scale
@@ -127,6 +149,66 @@ impl<B: Backend> HeadOps<B> for SymmetricalHead<B> {
     fn scale(&self) -> Option<f64> {
         Some(self.scale.value())
     }
+}
+
+/// `symmetrical`: the paper's layer (field notes §2).
+pub(super) const DESC: HeadDesc = HeadDesc {
+    name: "symmetrical",
+    aliases: &["symmetric"],
+    formula: "s cos(x, w_k), w_k = cos(2 pi k/C) n1 + sin(2 pi k/C) n2, plane learned",
+    params: &[
+        SCALE_16,
+        ParamDef {
+            name: "p_max",
+            default: 0.0,
+            doc: "> 0: choose s as the smallest scale whose capped target probability reaches p_max (s=auto: 0.99)",
+            check: Check::closed_open(0.0, 1.0, "0 (off) or a probability in (1/C, 1)"),
+        },
+        LEARN_SCALE,
+        ParamDef {
+            name: "init",
+            default: 0.0,
+            doc: "plane initialisation: 0 = uniform (v1, v2 in U[0,1), the authors'), 1 = normal (zero-mean Gaussian N(0,1)); also init=uniform/normal",
+            check: Check::Flag,
+        },
+    ],
+    cosine: true,
+    learned: true,
+    check: no_check,
+};
+
+/// Build the symmetrical layer: D >= 2, and `p_max` above 1/C when given.
+pub(super) fn init<B: Backend>(
+    p: &Params,
+    d: usize,
+    c: usize,
+    device: &B::Device,
+) -> Result<Head<B>, HeadError> {
+    if d < 2 {
+        return Err(HeadError::Other(format!(
+            "the symmetrical layer needs D >= 2 and C >= 2, got D = {d}, C = {c}"
+        )));
+    }
+    let p_max = p["p_max"];
+    if p_max > 0.0 && p_max <= 1.0 / c as f64 {
+        return Err(HeadError::Other(format!(
+            "head parameter p_max = {p_max}: must exceed 1/C = {:.4} (uniform probability)",
+            1.0 / c as f64
+        )));
+    }
+    let s = if p_max > 0.0 {
+        crate::geometry::polygon::scale_for_p_max(c, p_max)
+            .map_err(|e| HeadError::Other(format!("head parameter p_max: {e}")))?
+    } else {
+        p["s"]
+    };
+    Ok(Head::Symmetrical(
+        SymmetricalHeadConfig::new(d, c)
+            .with_scale(s)
+            .with_learn_scale(p.flag("learn_scale"))
+            .with_normal_init(p.flag("init"))
+            .init(device),
+    ))
 }
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ fn check_against_reference(
     let w = rows(head.class_weights());
     let got = rows(head.train_logits(tensor(x), labels(y), step));
     for i in 0..x.len() {
-        let want = reference(kind, &p, &w, &x[i], y[i], step);
+        let want = reference(kind, p.values(), &w, &x[i], y[i], step);
         for j in 0..5 {
             assert!(
                 got[i][j].is_finite(),
@@ -291,7 +291,7 @@ fn gradients_match_finite_differences() {
                         .map(|(j, wj)| dot(xi, wj) + bias.as_ref().unwrap()[j])
                         .collect(),
                     HeadKind::Symmetrical => w.iter().map(|wj| p["s"] * cosine(xi, wj)).collect(),
-                    _ => reference(kind, &p, &w, xi, yi, 3),
+                    _ => reference(kind, p.values(), &w, xi, yi, 3),
                 };
                 let m = z.iter().cloned().fold(f64::MIN, f64::max);
                 total += m + z.iter().map(|v: &f64| (v - m).exp()).sum::<f64>().ln() - z[yi];
@@ -307,7 +307,7 @@ fn gradients_match_finite_differences() {
             ref_loss(&x)
         );
         let g = rows(xt.grad(&loss.backward()).unwrap());
-        let detach = p.get("detach_margin") == Some(&1.0);
+        let detach = p.values().get("detach_margin") == Some(&1.0);
         for i in 0..x.len() {
             for k in 0..4 {
                 let eps = 1e-6;
@@ -515,16 +515,18 @@ fn invalid_parameters_are_clear_errors() {
         (HeadKind::Softmax, vec![("s", 1.0)], "no parameter"),
     ];
     for (kind, p, word) in cases {
-        let e = spec(kind, &p).resolve().unwrap_err();
+        let e = spec(kind, &p).resolve().unwrap_err().to_string();
         assert!(e.contains(word), "{kind:?} {p:?}: {e}");
     }
     let e = spec(HeadKind::Symmetrical, &[])
         .init::<B>(1, 10, &Default::default())
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("D >= 2"), "{e}");
     let e = spec(HeadKind::Symmetrical, &[("p_max", 0.05)])
         .init::<B>(8, 10, &Default::default())
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("p_max"), "{e}");
 }
 
@@ -560,6 +562,7 @@ fn an_explicit_sphereface_lambda_is_a_fixed_lambda() {
     );
     let e = spec(&[("lambda", 0.0), ("anneal", 1.0)])
         .resolve()
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("lambda") && e.contains("anneal"), "{e}");
 }

@@ -11,7 +11,7 @@
 //! layout that burn-flex vectorises. Same parameters and record fields as
 //! burn's module (`gamma`, `beta`, `running_mean`, `running_var`).
 //!
-//! On the CPU backend it goes further: [`fused`] computes the statistics,
+//! On the CPU backend it goes further: `kernels::batch_norm` computes the statistics,
 //! the normalisation, an optional residual and ReLU (`forward_relu`), and
 //! the backward pass as one autodiff operation on `Autodiff<Flex>`,
 //! parallel over channels and rows (ResNet-20, batch 128, 2 threads: 296 ->
@@ -23,17 +23,11 @@
 //! the unbiased batch variance (`n / (n - 1)`); normalisation uses the
 //! biased one.
 
-use std::any::TypeId;
-
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
-use burn::tensor::TensorPrimitive;
 use burn::tensor::activation::relu;
 
-use burn::backend::Flex;
-use burn_flex::FlexTensor;
-
-use super::flex::{FlexAd, primitive, same};
+use crate::kernels;
 
 /// Batch normalisation over `[N, C, H, W]` (PyTorch's `BatchNorm2d`).
 #[derive(Module, Debug)]
@@ -136,51 +130,33 @@ impl<B: Backend> BatchNorm2d<B> {
         centered * per_row(scale) + per_row(self.beta.val())
     }
 
-    /// Through [`fused`]: training on `Autodiff<Flex>`, evaluation (running
-    /// statistics) on `Flex`; `None` on other backends or tensors it does
-    /// not take.
+    /// Through the CPU kernel ([`crate::kernels::batch_norm`]): training on
+    /// `Autodiff<Flex>` (the running statistics updated here), evaluation on
+    /// `Flex`; `None` on other backends or tensors it does not take.
     fn fused_forward(
         &self,
         x: &Tensor<B, 4>,
         residual: Option<&Tensor<B, 4>>,
         relu: bool,
     ) -> Option<Tensor<B, 4>> {
-        if TypeId::of::<B>() == TypeId::of::<Flex>() {
-            let plain = |t: Tensor<B, 1>| -> FlexTensor { same(primitive(t)) };
-            let stats = [
-                plain(self.running_mean.value()),
-                plain(self.running_var.value()),
-                plain(self.gamma.val()),
-                plain(self.beta.val()),
-            ];
-            let y = fused::evaluate(
-                &same(primitive(x.clone())),
-                residual.map(|r| same(primitive(r.clone()))).as_ref(),
-                relu,
-                [&stats[0], &stats[1], &stats[2], &stats[3]],
-                self.epsilon,
-            )?;
-            return Some(Tensor::from_primitive(TensorPrimitive::Float(same(y))));
-        }
-        if TypeId::of::<B>() != TypeId::of::<FlexAd>() {
-            return None;
-        }
-        let [n, c, h, w] = x.dims();
-        let device = x.device();
-        let (y, stats) = fused::forward(
-            same(primitive(x.clone())),
-            same(primitive(self.gamma.val())),
-            same(primitive(self.beta.val())),
-            residual.map(|r| same(primitive(r.clone()))),
-            relu,
-            self.epsilon,
-        )?;
-        let column = |f: fn(&(f64, f64)) -> f64| {
-            let v: Vec<f32> = stats.iter().map(|s| f(s) as f32).collect();
-            Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device)
+        let params = kernels::batch_norm::Params {
+            gamma: self.gamma.val(),
+            beta: self.beta.val(),
+            running_mean: self.running_mean.value(),
+            running_var: self.running_var.value(),
+            epsilon: self.epsilon,
         };
-        self.update_running(column(|s| s.0), column(|s| s.1), n * h * w);
-        Some(Tensor::from_primitive(TensorPrimitive::Float(same(y))))
+        let (y, batch) = kernels::batch_norm::forward(x, residual, relu, params)?;
+        if let Some(stats) = batch {
+            let [n, c, h, w] = x.dims();
+            let device = x.device();
+            let column = |f: fn(&(f64, f64)) -> f64| {
+                let v: Vec<f32> = stats.iter().map(|s| f(s) as f32).collect();
+                Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device)
+            };
+            self.update_running(column(|s| s.0), column(|s| s.1), n * h * w);
+        }
+        Some(y)
     }
 
     fn update_running(&self, mean: Tensor<B, 1>, var: Tensor<B, 1>, count: usize) {
@@ -198,319 +174,6 @@ impl<B: Backend> BatchNorm2d<B> {
             .add(var.detach().mul_scalar(m * unbiased));
         self.running_mean.update(running_mean);
         self.running_var.update(running_var);
-    }
-}
-
-// ------------------------------------------------------ the fused kernels
-
-/// Batch normalisation (+ residual, + ReLU) on the CPU backend: training on
-/// `Autodiff<Flex>` as one autodiff operation (statistics, normalisation
-/// and the backward pass each one parallel sweep), evaluation on `Flex` as
-/// one sweep; instead of the ten burn operations of the generic path above,
-/// which ran serially: on ResNet-20 (batch 128, 2 threads) the calling
-/// thread ran alone for a fifth of a step, mostly in them.
-mod fused {
-    use std::sync::Arc;
-
-    use burn::backend::Flex;
-    use burn::backend::autodiff::NodeId;
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops};
-    use burn_flex::FlexTensor;
-    use rayon::prelude::*;
-
-    use crate::nets::flex::{AdTensor, flex_tensor, lanes, record, values, zeros};
-
-    /// Rows of `[N, C, H W]`: row `r` is image `r / C`, channel `r % C`.
-    #[derive(Debug, Clone, Copy)]
-    pub(super) struct Dims {
-        pub n: usize,
-        pub c: usize,
-        pub hw: usize,
-    }
-
-    impl Dims {
-        fn count(&self) -> usize {
-            self.n * self.hw
-        }
-
-        /// The `N` rows of channel `ch` of `v`.
-        fn rows<'a>(&self, v: &'a [f32], ch: usize) -> impl Iterator<Item = &'a [f32]> + 'a {
-            let (c, hw) = (self.c, self.hw);
-            (0..self.n).map(move |i| &v[(i * c + ch) * hw..][..hw])
-        }
-    }
-
-    /// `sum f(a_j, b_j)` over a row ([`lanes`]), the lanes added in f64.
-    #[inline(always)]
-    fn sum64(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
-        let (acc, rest) = lanes(a, b, f);
-        acc.iter().map(|&v| v as f64).sum::<f64>() + rest as f64
-    }
-
-    /// Per channel: the batch mean and the biased variance, accumulated in
-    /// f64 per row around the channel's first value.
-    fn stats(x: &[f32], d: Dims) -> Vec<(f64, f64)> {
-        (0..d.c)
-            .into_par_iter()
-            .map(|ch| {
-                let shift = x[ch * d.hw];
-                let (mut s1, mut s2) = (0.0f64, 0.0f64);
-                for row in d.rows(x, ch) {
-                    s1 += sum64(row, row, |v, _| v - shift);
-                    s2 += sum64(row, row, |v, _| (v - shift) * (v - shift));
-                }
-                let m = d.count() as f64;
-                let mean = s1 / m;
-                (shift as f64 + mean, (s2 / m - mean * mean).max(0.0))
-            })
-            .collect()
-    }
-
-    /// What the backward pass needs of one channel.
-    #[derive(Debug, Clone, Copy)]
-    struct Channel {
-        mean: f32,
-        invstd: f32,
-        /// `gamma invstd`.
-        scale: f32,
-        beta: f32,
-    }
-
-    /// `y = (x - mean) gamma / sqrt(var + eps) + beta (+ residual)`, then
-    /// `max(y, 0)` when `relu`.
-    fn normalize(x: &[f32], r: Option<&[f32]>, relu: bool, d: Dims, ch: &[Channel]) -> Vec<f32> {
-        let mut y = zeros(x.len());
-        y.par_chunks_mut(d.hw)
-            .zip(x.par_chunks(d.hw))
-            .enumerate()
-            .for_each(|(row, (yr, xr))| {
-                let s = &ch[row % d.c];
-                for (o, &v) in yr.iter_mut().zip(xr) {
-                    *o = (v - s.mean) * s.scale + s.beta;
-                }
-                if let Some(r) = r {
-                    yr.iter_mut()
-                        .zip(&r[row * d.hw..][..d.hw])
-                        .for_each(|(o, &v)| *o += v);
-                }
-                if relu {
-                    yr.iter_mut().for_each(|o| *o = o.max(0.0));
-                }
-            });
-        y
-    }
-
-    /// Gradients of `x`, `gamma` and `beta` for the normalisation's output
-    /// gradient `g`.
-    fn backward(x: &[f32], g: &[f32], d: Dims, ch: &[Channel]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        // Per channel: sum g and sum g (x - mean).
-        let sums: Vec<(f64, f64)> = (0..d.c)
-            .into_par_iter()
-            .map(|c| {
-                let mean = ch[c].mean;
-                d.rows(x, c)
-                    .zip(d.rows(g, c))
-                    .fold((0.0, 0.0), |(a, b), (xr, gr)| {
-                        (
-                            a + sum64(gr, gr, |g, _| g),
-                            b + sum64(xr, gr, |v, g| g * (v - mean)),
-                        )
-                    })
-            })
-            .collect();
-        let m = d.count() as f64;
-        // dx = gamma invstd (g - sum g / m - (x - mean) invstd^2 sum g (x - mean) / m).
-        let k: Vec<[f32; 3]> = ch
-            .iter()
-            .zip(&sums)
-            .map(|(s, &(sg, sgx))| {
-                let inv = s.invstd as f64;
-                [s.scale, (sg / m) as f32, (inv * inv * sgx / m) as f32]
-            })
-            .collect();
-        let mut dx = zeros(x.len());
-        dx.par_chunks_mut(d.hw)
-            .zip(x.par_chunks(d.hw).zip(g.par_chunks(d.hw)))
-            .enumerate()
-            .for_each(|(r, (out, (xr, gr)))| {
-                let (s, [k1, k2, k3]) = (&ch[r % d.c], k[r % d.c]);
-                for ((o, &v), &g) in out.iter_mut().zip(xr).zip(gr) {
-                    *o = k1 * (g - k2 - (v - s.mean) * k3);
-                }
-            });
-        let dgamma = ch
-            .iter()
-            .zip(&sums)
-            .map(|(s, &(_, sgx))| (sgx * s.invstd as f64) as f32);
-        let dbeta = sums.iter().map(|&(sg, _)| sg as f32);
-        (dx, dgamma.collect(), dbeta.collect())
-    }
-
-    /// The autodiff node; parents `x`, `gamma`, `beta` and, with a residual,
-    /// the residual. State: `x`'s checkpoint, the channels, the dimensions,
-    /// and the output when a ReLU ends the operation (its mask).
-    #[derive(Debug)]
-    struct BatchNormBackward;
-
-    type State = (NodeId, Arc<Vec<Channel>>, Dims, Option<FlexTensor>);
-
-    impl<const N: usize> Backward<Flex, N> for BatchNormBackward {
-        type State = State;
-
-        fn backward(
-            self,
-            ops: Ops<Self::State, N>,
-            grads: &mut Gradients,
-            checkpointer: &mut Checkpointer,
-        ) {
-            let grad: FlexTensor = grads.consume::<Flex>(&ops.node);
-            let (x_id, ch, d, relu_out) = ops.state;
-            let x: FlexTensor = checkpointer.retrieve_node_output(x_id);
-            let (xv, shape) = values(&x).expect("f32 input");
-            let (dy, _) = values(&grad).expect("f32 gradient");
-            // Through the ReLU: zero where the output is 0.
-            let g: Vec<f32> = match &relu_out {
-                Some(y) => {
-                    let (yv, _) = values(y).expect("f32 output");
-                    let mut g = zeros(dy.len());
-                    g.par_chunks_mut(d.hw)
-                        .zip(dy.par_chunks(d.hw).zip(yv.par_chunks(d.hw)))
-                        .for_each(|(o, (gr, yr))| {
-                            for ((o, &g), &y) in o.iter_mut().zip(gr).zip(yr) {
-                                *o = if y > 0.0 { g } else { 0.0 };
-                            }
-                        });
-                    g
-                }
-                None => dy.into_owned(),
-            };
-            let parents = &ops.parents;
-            let wants_bn = parents[..3].iter().any(Option::is_some);
-            if wants_bn {
-                let (dx, dgamma, dbeta) = backward(&xv, &g, d, &ch);
-                for (node, (value, dims)) in parents[..3].iter().zip([
-                    (dx, shape.clone()),
-                    (dgamma, vec![d.c]),
-                    (dbeta, vec![d.c]),
-                ]) {
-                    if let Some(node) = node {
-                        grads.register::<Flex>(node.id, flex_tensor(value, dims));
-                    }
-                }
-            }
-            if let Some(Some(node)) = parents.get(3) {
-                grads.register::<Flex>(node.id, flex_tensor(g, shape));
-            }
-        }
-    }
-
-    /// Per channel, from `(mean, variance)`, `gamma` and `beta`.
-    fn channels(stats: &[(f64, f64)], gamma: &[f32], beta: &[f32], epsilon: f64) -> Vec<Channel> {
-        stats
-            .iter()
-            .zip(gamma.iter().zip(beta))
-            .map(|(&(mean, var), (&gamma, &beta))| {
-                let invstd = (1.0 / (var + epsilon).sqrt()) as f32;
-                Channel {
-                    mean: mean as f32,
-                    invstd,
-                    scale: gamma * invstd,
-                    beta,
-                }
-            })
-            .collect()
-    }
-
-    /// Evaluation on plain flex: `relu?(bn(x) + residual?)` with the running
-    /// statistics; `[mean, var, gamma, beta]` are `[C]` tensors. `None` when
-    /// the tensors are not f32 of matching shapes.
-    pub(super) fn evaluate(
-        x: &FlexTensor,
-        residual: Option<&FlexTensor>,
-        relu: bool,
-        [mean, var, gamma, beta]: [&FlexTensor; 4],
-        epsilon: f64,
-    ) -> Option<FlexTensor> {
-        let (xv, shape) = values(x)?;
-        let [n, c, h, w]: [usize; 4] = shape.as_slice().try_into().ok()?;
-        if n * h * w == 0 {
-            return None;
-        }
-        let per_channel = |t: &FlexTensor| {
-            values(t)
-                .map(|(v, _)| v.into_owned())
-                .filter(|v| v.len() == c)
-        };
-        let (mv, vv) = (per_channel(mean)?, per_channel(var)?);
-        let (gv, bv) = (per_channel(gamma)?, per_channel(beta)?);
-        let rv = match residual {
-            Some(r) => Some(values(r)?).filter(|(_, s)| *s == shape),
-            None => None,
-        };
-        if residual.is_some() != rv.is_some() {
-            return None;
-        }
-        let stats: Vec<(f64, f64)> = mv
-            .iter()
-            .zip(&vv)
-            .map(|(&m, &v)| (m as f64, v as f64))
-            .collect();
-        let d = Dims { n, c, hw: h * w };
-        let ch = channels(&stats, &gv, &bv, epsilon);
-        Some(flex_tensor(
-            normalize(&xv, rv.as_ref().map(|r| &r.0[..]), relu, d, &ch),
-            shape,
-        ))
-    }
-
-    /// The training forward of `relu?(bn(x) + residual?)` on `Autodiff<Flex>`
-    /// primitives: the output and the batch `(mean, biased variance)` per
-    /// channel; `None` when the tensors are not f32 `[N, C, H, W]` / `[C]`
-    /// (and a residual of `x`'s shape).
-    pub(super) fn forward(
-        x: AdTensor,
-        gamma: AdTensor,
-        beta: AdTensor,
-        residual: Option<AdTensor>,
-        relu: bool,
-        epsilon: f64,
-    ) -> Option<(AdTensor, Vec<(f64, f64)>)> {
-        let (xv, shape) = values(&x.primitive)?;
-        let [n, c, h, w]: [usize; 4] = shape.as_slice().try_into().ok()?;
-        let (gv, _) = values(&gamma.primitive)?;
-        let (bv, _) = values(&beta.primitive)?;
-        let rv = match &residual {
-            Some(r) => Some(values(&r.primitive)?).filter(|(_, s)| *s == shape),
-            None => None,
-        };
-        if gv.len() != c || bv.len() != c || n * h * w == 0 || residual.is_some() != rv.is_some() {
-            return None;
-        }
-        let d = Dims { n, c, hw: h * w };
-        let st = stats(&xv, d);
-        let channels = channels(&st, &gv, &bv, epsilon);
-        let y = flex_tensor(
-            normalize(&xv, rv.as_ref().map(|r| &r.0[..]), relu, d, &channels),
-            shape,
-        );
-        let mask = relu.then(|| y.clone());
-        let out = match &residual {
-            Some(r) => record!(
-                BatchNormBackward,
-                [x, gamma, beta, r],
-                |prep| (prep.checkpoint(&x), Arc::new(channels), d, mask),
-                y
-            ),
-            None => record!(
-                BatchNormBackward,
-                [x, gamma, beta],
-                |prep| (prep.checkpoint(&x), Arc::new(channels), d, mask),
-                y
-            ),
-        };
-        Some((out, st))
     }
 }
 

@@ -4,7 +4,8 @@
 //! `feature_act = relu`, see [`super::FeatureAct`]). PyTorch-default initialisation
 //! (uniform +-1/sqrt(fan_in) for weights and biases), which is burn's default.
 
-use super::{conv, pool};
+use super::layers::{ChannelGroup, LayerRef, WeightTransform, conv, linear};
+use crate::kernels::pool;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -60,21 +61,58 @@ impl CnnConfig {
 impl<B: Backend> Cnn<B> {
     /// # Shapes
     /// `[B, Ch, H, W]` -> `[B, 128]`.
-    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+    pub fn forward_with(&self, images: Tensor<B, 4>, t: &dyn WeightTransform<B>) -> Tensor<B, 2> {
         // relu(max_pool(y)) = max_pool(relu(y)), values and gradients (ReLU is
         // monotone; a window whose maximum is <= 0 gets no gradient either
         // way), on a quarter of the values.
         let x = relu(pool::forward_module(
             &self.pool,
-            conv::forward(&self.conv1, images),
+            conv(
+                &self.conv1,
+                images,
+                t,
+                LayerRef {
+                    name: "conv1",
+                    first: true,
+                },
+            ),
         )); // [B, 32, H/2, W/2]
         let x = relu(pool::forward_module(
             &self.pool,
-            conv::forward(&self.conv2, x),
+            conv(
+                &self.conv2,
+                x,
+                t,
+                LayerRef {
+                    name: "conv2",
+                    first: false,
+                },
+            ),
         )); // [B, 64, H/4, W/4]
         let x: Tensor<B, 2> = x.flatten(1, 3);
-        let x = self.fc.forward(x);
+        let x = linear(
+            &self.fc,
+            x,
+            t,
+            LayerRef {
+                name: "fc",
+                first: false,
+            },
+        );
         if self.final_act { relu(x) } else { x }
+    }
+
+    /// conv1's 32 channels (read by conv2) and conv2's 64 (read by fc, one
+    /// input per pixel of the pooled H/4 x W/4 map); fc's output is the
+    /// feature.
+    pub fn channel_groups(&self) -> Vec<ChannelGroup> {
+        let c1 = self.conv1.weight.dims()[0];
+        let c2 = self.conv2.weight.dims()[0];
+        let [flat, _] = self.fc.weight.dims();
+        vec![
+            ChannelGroup::plain("conv1", c1, &[], &[("conv2", 1)]),
+            ChannelGroup::plain("conv2", c2, &[], &[("fc", flat / c2.max(1))]),
+        ]
     }
 }
 

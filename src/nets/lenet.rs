@@ -3,7 +3,8 @@
 //! fully connected layer to D features (2 for plots) followed by PReLU, as in
 //! the widely used PyTorch port.
 
-use super::{conv, pool};
+use super::layers::{ChannelGroup, LayerRef, WeightTransform, conv, linear};
+use crate::kernels::pool;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PRelu, PReluConfig, PaddingConfig2d};
@@ -41,8 +42,13 @@ impl<B: Backend> ConvPRelu<B> {
             act: PReluConfig::new().with_num_parameters(cout).init(device),
         }
     }
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.act.forward(conv::forward(&self.conv, x))
+    fn forward(
+        &self,
+        x: Tensor<B, 4>,
+        t: &dyn WeightTransform<B>,
+        at: LayerRef<'_>,
+    ) -> Tensor<B, 4> {
+        self.act.forward(conv(&self.conv, x, t, at))
     }
 }
 
@@ -85,21 +91,61 @@ impl LeNetPPConfig {
 impl<B: Backend> LeNetPP<B> {
     /// # Shapes
     /// `[B, Ch, H, W]` -> `[B, D]`.
-    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+    pub fn forward_with(&self, images: Tensor<B, 4>, t: &dyn WeightTransform<B>) -> Tensor<B, 2> {
         let mut x = images;
-        for (i, conv) in self.convs.iter().enumerate() {
-            x = conv.forward(x);
+        for (i, layer) in self.convs.iter().enumerate() {
+            let name = format!("convs.{i}.conv");
+            x = layer.forward(
+                x,
+                t,
+                LayerRef {
+                    name: &name,
+                    first: i == 0,
+                },
+            );
             if i % 2 == 1 {
                 x = pool::forward_module(&self.pool, x); // halves H and W after each pair
             }
         }
         let x: Tensor<B, 2> = x.flatten(1, 3); // [B, 128 * H/8 * W/8]
-        let x = self.fc.forward(x);
+        let x = linear(
+            &self.fc,
+            x,
+            t,
+            LayerRef {
+                name: "fc",
+                first: false,
+            },
+        );
         if self.final_act {
             self.act.forward(x)
         } else {
             x // the PReLU's parameter stays in the record, unused
         }
+    }
+
+    /// Each conv's channels, with its per-channel PReLU as the norm-like
+    /// layer over them (pruned with them), read by the next conv, the last
+    /// by fc (one input per pixel of the H/8 x W/8 map).
+    pub fn channel_groups(&self) -> Vec<ChannelGroup> {
+        let n = self.convs.len();
+        let [flat, _] = self.fc.weight.dims();
+        (0..n)
+            .map(|i| {
+                let c = self.convs[i].conv.weight.dims()[0];
+                let next = if i + 1 < n {
+                    (format!("convs.{}.conv", i + 1), 1)
+                } else {
+                    ("fc".to_string(), flat / c.max(1))
+                };
+                ChannelGroup::plain(
+                    &format!("convs.{i}.conv"),
+                    c,
+                    &[&format!("convs.{i}.act")],
+                    &[(&next.0, next.1)],
+                )
+            })
+            .collect()
     }
 }
 

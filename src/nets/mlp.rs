@@ -1,6 +1,7 @@
 //! A two-hidden-layer perceptron: flatten - fc 256 - ReLU - fc 128 - ReLU
 //! (the last ReLU only with `feature_act = relu`, see [`super::FeatureAct`]).
 
+use super::layers::{ChannelGroup, LayerRef, WeightTransform, linear};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -44,11 +45,34 @@ impl MlpConfig {
 impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// `[B, Ch, H, W]` -> `[B, 128]`.
-    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+    pub fn forward_with(&self, images: Tensor<B, 4>, t: &dyn WeightTransform<B>) -> Tensor<B, 2> {
         let x: Tensor<B, 2> = images.flatten(1, 3); // [B, Ch*H*W]
-        let x = relu(self.fc1.forward(x));
-        let x = self.fc2.forward(x);
+        let x = relu(linear(
+            &self.fc1,
+            x,
+            t,
+            LayerRef {
+                name: "fc1",
+                first: true,
+            },
+        ));
+        let x = linear(
+            &self.fc2,
+            x,
+            t,
+            LayerRef {
+                name: "fc2",
+                first: false,
+            },
+        );
         if self.final_act { relu(x) } else { x }
+    }
+
+    /// The hidden layer fc1 (its output is read by fc2; fc2's output is the
+    /// feature the head reads, not prunable here).
+    pub fn channel_groups(&self) -> Vec<ChannelGroup> {
+        let [_, hidden] = self.fc1.weight.dims();
+        vec![ChannelGroup::plain("fc1", hidden, &[], &[("fc2", 1)])]
     }
 }
 

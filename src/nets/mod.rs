@@ -7,27 +7,23 @@
 
 mod batch_norm;
 mod cnn;
-pub mod conv;
-mod flex;
+mod layers;
 mod lenet;
 mod mlp;
-pub mod pool;
 mod resnet;
-mod sgemm;
-mod shortcut;
 
-/// What the kernels' tests share.
+/// What the nets' and kernels' tests share.
 #[cfg(test)]
-mod test_util {
+pub(crate) mod test_util {
     use burn::prelude::*;
 
     /// A tensor's values as f32.
-    pub(super) fn vals<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    pub(crate) fn vals<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         t.into_data().convert::<f32>().to_vec().unwrap()
     }
 
     /// Sum of |gradient| of a parameter (0 without a gradient).
-    pub(super) fn grad_abs_sum<B: burn::tensor::backend::AutodiffBackend, const D: usize>(
+    pub(crate) fn grad_abs_sum<B: burn::tensor::backend::AutodiffBackend, const D: usize>(
         p: &burn::module::Param<Tensor<B, D>>,
         grads: &B::Gradients,
     ) -> f64 {
@@ -45,6 +41,7 @@ mod test_util {
 
 pub use batch_norm::BatchNorm2d;
 pub use cnn::{Cnn, CnnConfig};
+pub use layers::{ChannelGroup, Identity, LayerRef, WeightTransform};
 pub use lenet::{LeNetPP, LeNetPPConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use resnet::{ResNet, ResNetConfig};
@@ -158,6 +155,11 @@ impl FeatureAct {
     }
 }
 
+/// Images a backbone cannot take (the message says why).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NetError(pub String);
+
 /// What a backbone needs to be built.
 #[derive(Debug, Clone, Copy)]
 pub struct NetSpec {
@@ -186,9 +188,11 @@ impl NetSpec {
     }
 
     /// Check the image geometry against what the backbone accepts.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), NetError> {
         if self.kind == NetKind::Lenet && self.lenet_dim == 0 {
-            return Err("--feature-dim must be at least 1 for lenet".into());
+            return Err(NetError(
+                "--feature-dim must be at least 1 for lenet".into(),
+            ));
         }
         let min = match self.kind {
             NetKind::Mlp => 1,
@@ -197,18 +201,18 @@ impl NetSpec {
             _ => 8,
         };
         if self.height < min || self.width < min {
-            return Err(format!(
+            return Err(NetError(format!(
                 "net {:?} needs images of at least {min}x{min}, got {}x{}",
                 self.kind, self.height, self.width
-            ));
+            )));
         }
         if self.kind.resnet_blocks().is_some()
             && (!self.height.is_multiple_of(4) || !self.width.is_multiple_of(4))
         {
-            return Err(format!(
+            return Err(NetError(format!(
                 "CIFAR ResNets need height and width divisible by 4, got {}x{}",
                 self.height, self.width
-            ));
+            )));
         }
         Ok(())
     }
@@ -268,11 +272,32 @@ impl<B: Backend> Backbone<B> {
     /// # Shapes
     /// `images [B, Ch, H, W]` -> features `[B, D]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.forward_with(images, &Identity)
+    }
+
+    /// [`Self::forward`] with every convolution and linear layer reading its
+    /// weights through `transform`.
+    pub fn forward_with(
+        &self,
+        images: Tensor<B, 4>,
+        transform: &dyn WeightTransform<B>,
+    ) -> Tensor<B, 2> {
         match self {
-            Self::Mlp(m) => m.forward(images),
-            Self::Cnn(m) => m.forward(images),
-            Self::Lenet(m) => m.forward(images),
-            Self::Resnet(m) => m.forward(images),
+            Self::Mlp(m) => m.forward_with(images, transform),
+            Self::Cnn(m) => m.forward_with(images, transform),
+            Self::Lenet(m) => m.forward_with(images, transform),
+            Self::Resnet(m) => m.forward_with(images, transform),
+        }
+    }
+
+    /// The backbone's prunable channel groups (see [`ChannelGroup`]); layer
+    /// names are relative to the backbone.
+    pub fn channel_groups(&self) -> Vec<ChannelGroup> {
+        match self {
+            Self::Mlp(m) => m.channel_groups(),
+            Self::Cnn(m) => m.channel_groups(),
+            Self::Lenet(m) => m.channel_groups(),
+            Self::Resnet(m) => m.channel_groups(),
         }
     }
 }

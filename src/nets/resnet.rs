@@ -9,7 +9,8 @@
 //! sqrt 2) initialisation, as in the widely used PyTorch CIFAR ResNet code.
 
 use super::BatchNorm2d;
-use super::{conv, pool, shortcut};
+use super::layers::{ChannelGroup, LayerRef, WeightTransform, conv};
+use crate::kernels::{pool, shortcut};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
@@ -65,11 +66,29 @@ impl<B: Backend> BasicBlock<B> {
         }
     }
 
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let out = self
-            .bn1
-            .forward_relu(conv::forward(&self.conv1, x.clone()), None);
-        let out = conv::forward(&self.conv2, out);
+    fn forward(&self, x: Tensor<B, 4>, t: &dyn WeightTransform<B>, k: usize) -> Tensor<B, 4> {
+        let (n1, n2) = (format!("blocks.{k}.conv1"), format!("blocks.{k}.conv2"));
+        let out = self.bn1.forward_relu(
+            conv(
+                &self.conv1,
+                x.clone(),
+                t,
+                LayerRef {
+                    name: &n1,
+                    first: false,
+                },
+            ),
+            None,
+        );
+        let out = conv(
+            &self.conv2,
+            out,
+            t,
+            LayerRef {
+                name: &n2,
+                first: false,
+            },
+        );
         self.bn2.forward_add(out, Some(self.shortcut(x)), self.relu)
     }
 
@@ -113,14 +132,92 @@ impl ResNetConfig {
 impl<B: Backend> ResNet<B> {
     /// # Shapes
     /// `[B, Ch, H, W]` -> `[B, 64]`.
-    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let mut x = self
-            .bn
-            .forward_relu(conv::forward(&self.conv, images), None); // [B, 16, H, W]
-        for block in &self.blocks {
-            x = block.forward(x);
+    pub fn forward_with(&self, images: Tensor<B, 4>, t: &dyn WeightTransform<B>) -> Tensor<B, 2> {
+        let stem = conv(
+            &self.conv,
+            images,
+            t,
+            LayerRef {
+                name: "conv",
+                first: true,
+            },
+        );
+        let mut x = self.bn.forward_relu(stem, None); // [B, 16, H, W]
+        for (k, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x, t, k);
         }
         pool::global_avg_pool(x) // [B, 64, H/4, W/4] -> [B, 64]
+    }
+
+    /// Per block, conv1's channels (bn1, read by conv2); per stage but the
+    /// last, the residual stream's channels, tied (the stem or the stage's
+    /// first block's conv2 and every block's conv2 write into it, with their
+    /// BatchNorms; every block's conv1 of the stage and of the next stage's
+    /// first block read it, the latter also through the option-A
+    /// shortcut). The last stage's stream is the pooled feature the head
+    /// reads, not prunable here.
+    pub fn channel_groups(&self) -> Vec<ChannelGroup> {
+        let width = |c: &Conv2d<B>| c.weight.dims()[0];
+        let mut groups: Vec<ChannelGroup> = self
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(k, b)| {
+                ChannelGroup::plain(
+                    &format!("blocks.{k}.conv1"),
+                    width(&b.conv1),
+                    &[&format!("blocks.{k}.bn1")],
+                    &[(&format!("blocks.{k}.conv2"), 1)],
+                )
+            })
+            .collect();
+        // Stages: runs of blocks of one width.
+        let mut stage_of: Vec<usize> = vec![];
+        for (k, b) in self.blocks.iter().enumerate() {
+            let s = match stage_of.last() {
+                Some(&s) if b.stride == 1 || k == 0 => s,
+                Some(&s) => s + 1,
+                None => 0,
+            };
+            stage_of.push(s);
+        }
+        let stages = stage_of.last().map_or(0, |s| s + 1);
+        for s in 0..stages.saturating_sub(1) {
+            let blocks: Vec<usize> = (0..self.blocks.len())
+                .filter(|&k| stage_of[k] == s)
+                .collect();
+            let mut producers = vec![];
+            let mut norms = vec![];
+            if s == 0 {
+                producers.push("conv".to_string());
+                norms.push("bn".to_string());
+            }
+            let mut consumers = vec![];
+            for (i, &k) in blocks.iter().enumerate() {
+                producers.push(format!("blocks.{k}.conv2"));
+                norms.push(format!("blocks.{k}.bn2"));
+                // A later stage's first block reads the previous stream.
+                if s == 0 || i > 0 {
+                    consumers.push((format!("blocks.{k}.conv1"), 1));
+                }
+            }
+            if let Some(&next) = (0..self.blocks.len())
+                .find(|&k| stage_of[k] == s + 1)
+                .as_ref()
+            {
+                consumers.push((format!("blocks.{next}.conv1"), 1));
+            }
+            let channels = blocks.first().map_or(0, |&k| width(&self.blocks[k].conv2));
+            groups.push(ChannelGroup {
+                name: format!("stage{}", s + 1),
+                channels,
+                producers,
+                norms,
+                consumers,
+                tied: true,
+            });
+        }
+        groups
     }
 }
 

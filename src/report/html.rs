@@ -1,7 +1,8 @@
 //! `report.html` (self-contained: figures embedded as PNG data URIs, every
 //! text escaped) and `summary.md`.
 
-use super::build::{RunData, Summary, VariantSummary};
+use super::run::RunData;
+use super::summary::{Summary, VariantConditions, VariantSummary};
 use crate::statistics::MeanCi;
 use anyhow::{Context, Result};
 use base64::Engine;
@@ -108,7 +109,7 @@ const DETAIL_COLUMNS: [&str; 10] = [
 ];
 
 fn detail_row(v: &VariantSummary) -> Vec<String> {
-    let cond = |f: fn(&super::build::VariantConditions) -> &MeanCi| {
+    let cond = |f: fn(&VariantConditions) -> &MeanCi| {
         v.conditions
             .as_ref()
             .map(|c| ci(f(c), 1.0, 3))

@@ -27,7 +27,8 @@
 //! skipped. A run with a partial checkpoint is resumed. A run
 //! that diverges leaves `diverged.json` and the grid goes on.
 
-use crate::train::{Checkpoint, TrainConfig, train};
+use crate::run_dir::{self, DIVERGED, FAILED, RunStatus, STUDY_FILE, run_status};
+use crate::train::{TrainConfig, train};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -127,23 +128,6 @@ pub struct RunSpec {
 }
 
 /// Where a run stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunStatus {
-    /// Nothing there yet.
-    New,
-    /// A checkpoint with this many of the epochs.
-    Partial(usize),
-    /// Every epoch done and the final files written.
-    Finished,
-    /// Stopped with a non-finite loss (see `diverged.json`).
-    Diverged,
-}
-
-/// File that marks a diverged run.
-pub const DIVERGED: &str = "diverged.json";
-/// The study's configuration, as written into its directory.
-pub const STUDY_FILE: &str = "study.toml";
-
 impl StudyConfig {
     /// Read `study.toml`; unknown keys are errors naming the file.
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -240,34 +224,24 @@ impl StudyConfig {
     }
 }
 
-/// Where the run in `dir` stands, for a run configured as `config` (its
-/// epochs, and its plateau test when `plateau_window` is on).
-pub fn run_status(dir: &Path, config: &TrainConfig) -> RunStatus {
-    if dir.join(DIVERGED).exists() {
-        return RunStatus::Diverged;
-    }
-    let ck = dir.join("checkpoint.bin");
-    if !ck.exists() {
-        return RunStatus::New;
-    }
-    match Checkpoint::load(&ck) {
-        Ok(c)
-            if crate::train::complete(config, &c.state.history)
-                && dir.join("model.safetensors").exists()
-                && dir.join("class_weights.npy").exists() =>
-        {
-            RunStatus::Finished
-        }
-        Ok(c) => RunStatus::Partial(c.state.epochs_done),
-        Err(_) => RunStatus::Partial(0),
-    }
+/// What a study did: its runs, and the names of those that failed (each
+/// recorded in its `failed.json`; the study went on with the others).
+#[derive(Debug, Clone)]
+pub struct StudyOutcome {
+    /// Every run of the grid.
+    pub runs: Vec<RunSpec>,
+    /// `(run name, error)` of the runs that failed in this invocation.
+    pub failed: Vec<(String, String)>,
 }
 
 /// Run every run of the study in `out` that is not finished, then return
-/// the specs (the caller builds the report).
-pub fn run_study(study: &StudyConfig, out: &Path) -> Result<Vec<RunSpec>> {
-    std::fs::create_dir_all(out.join("runs"))
+/// what happened (the caller builds the report). The study directory is
+/// locked meanwhile; a run that fails (other than by diverging) is recorded
+/// in its `failed.json` and the study goes on; a later study retries it.
+pub fn run_study(study: &StudyConfig, out: &Path) -> Result<StudyOutcome> {
+    std::fs::create_dir_all(out.join(run_dir::STUDY_RUNS))
         .with_context(|| format!("cannot create study directory {}", out.display()))?;
+    let _lock = run_dir::lock(out, "study")?;
     let runs = study.runs(out)?;
     let study_file = out.join(STUDY_FILE);
     let text = toml::to_string_pretty(study).context("serialising the study")?;
@@ -289,57 +263,61 @@ pub fn run_study(study: &StudyConfig, out: &Path) -> Result<Vec<RunSpec>> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let mut done = 0;
+    let mut failed = vec![];
     for (k, run) in runs.iter().enumerate() {
         let dir = &run.config.out;
-        let status = run_status(dir, &run.config);
+        let mut status = run_status(dir, &run.config);
         bar.set_message(run.name.clone());
         let line =
             |what: &str| bar.suspend(|| eprintln!("[{}/{total}] {}: {what}", k + 1, run.name));
+        if status == RunStatus::Failed {
+            // Retried: the error may have been the machine's (disk, memory).
+            std::fs::remove_file(dir.join(FAILED))
+                .with_context(|| format!("cannot remove {}", dir.join(FAILED).display()))?;
+            status = run_status(dir, &run.config);
+            line("failed earlier, retrying");
+        }
         match status {
             RunStatus::Finished => line("finished earlier, skipped"),
             RunStatus::Diverged => line("diverged earlier, skipped"),
-            RunStatus::New | RunStatus::Partial(_) => {
+            RunStatus::New | RunStatus::Partial(_) | RunStatus::Failed => {
                 let resume = matches!(status, RunStatus::Partial(n) if n > 0);
                 if matches!(status, RunStatus::Partial(0)) {
                     // an unreadable checkpoint from a crash at the very start: start over
-                    let _ = std::fs::remove_file(dir.join("checkpoint.bin"));
+                    let _ = std::fs::remove_file(dir.join(run_dir::CHECKPOINT));
                 }
                 line(if resume { "resuming" } else { "training" });
-                let valid = run.config.check()?;
-                match train(&valid, resume) {
+                let result = run.config.check().and_then(|valid| train(&valid, resume));
+                match result {
                     Ok(h) => {
                         let acc = h.history.last().map(|m| m.test_acc).unwrap_or(f64::NAN);
                         line(&format!("test accuracy {:.2}%", 100.0 * acc));
                     }
                     Err(e) if e.downcast_ref::<crate::train::Diverged>().is_some() => {
                         let msg = format!("{e:#}");
-                        crate::atomic::write(
-                            &dir.join(DIVERGED),
-                            serde_json::json!({ "error": msg }).to_string().as_bytes(),
-                        )?;
+                        run_dir::write_marker(dir, DIVERGED, &msg)?;
                         line(&format!("DIVERGED: {msg}"));
                     }
-                    Err(e) => return Err(e.context(format!("study run {}", run.name))),
+                    Err(e) => {
+                        let msg = format!("{e:#}");
+                        if dir.is_dir() {
+                            run_dir::write_marker(dir, FAILED, &msg)?;
+                        }
+                        line(&format!("FAILED: {msg}"));
+                        failed.push((run.name.clone(), msg));
+                    }
                 }
             }
         }
-        done += 1;
-        bar.set_position(done);
+        bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(runs)
+    Ok(StudyOutcome { runs, failed })
 }
 
 /// The run directories of a finished or partial study.
 pub fn run_dirs(out: &Path) -> Result<Vec<PathBuf>> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join("runs"))
-        .with_context(|| format!("{} has no runs/ directory (not a study?)", out.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    Ok(dirs)
+    run_dir::study_run_dirs(out)
 }
 
 #[cfg(test)]

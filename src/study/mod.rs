@@ -5,6 +5,4 @@
 mod grid;
 pub mod stability;
 
-pub use grid::{
-    DIVERGED, RunSpec, RunStatus, STUDY_FILE, StudyConfig, Variant, run_dirs, run_status, run_study,
-};
+pub use grid::{RunSpec, StudyConfig, StudyOutcome, Variant, run_dirs, run_study};

@@ -1,8 +1,8 @@
 //! Stability of a learning curve (the paper's headline claim is a more
 //! stable curve, not a higher accuracy), per run and per head over seeds.
 
+use crate::run_dir::EpochMetrics;
 use crate::statistics::mean;
-use crate::train::EpochMetrics;
 use serde::Serialize;
 
 /// Stability measures of one run.

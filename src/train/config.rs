@@ -9,6 +9,7 @@ use crate::backend::DeviceChoice;
 use crate::data::DatasetKind;
 use crate::heads::{HeadKind, HeadSpec};
 use crate::nets::{FeatureAct, NetKind};
+use crate::statistics::{Convergence, convergence};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -230,8 +231,35 @@ impl TrainConfig {
     }
 
     /// The TOML text of this configuration.
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).context("cannot write the training configuration as TOML")
+    }
+
+    /// The plateau of a run trained with `plateau_window`, from its test
+    /// accuracy per epoch: the first epoch count `k` at which the
+    /// convergence test (`crate::statistics::convergence`) on epochs `..k`
+    /// passes, with that test. The trainer checks after every epoch, so
+    /// this is where it started annealing or stopped; the history alone
+    /// decides it (no extra state to resume).
+    pub fn plateau(&self, test_acc: &[f64]) -> Option<(usize, Convergence)> {
+        if self.plateau_window == 0 {
+            return None;
+        }
+        (self.plateau_window..=test_acc.len()).find_map(|k| {
+            convergence(&test_acc[..k], self.plateau_window, self.plateau_slope)
+                .filter(|c| c.converged())
+                .map(|c| (k, c))
+        })
+    }
+
+    /// Whether a run of this configuration with this test accuracy per
+    /// epoch is complete: every epoch, or its plateau and the annealing
+    /// epochs after it.
+    pub fn complete(&self, test_acc: &[f64]) -> bool {
+        test_acc.len() >= self.epochs
+            || self
+                .plateau(test_acc)
+                .is_some_and(|(k, _)| test_acc.len() >= k + self.plateau_anneal_epochs)
     }
 
     /// Validate every field; the error names the option and what was expected.
@@ -265,7 +293,11 @@ impl TrainConfig {
             );
         }
         let Some(kind) = HeadKind::parse(&self.head) else {
-            bail!("head {:?}: expected one of {}", self.head, HeadKind::NAMES);
+            bail!(
+                "head {:?}: expected one of {}",
+                self.head,
+                HeadKind::names()
+            );
         };
         let head = HeadSpec {
             kind,
@@ -344,7 +376,7 @@ mod tests {
     fn defaults_are_valid_and_round_trip_through_toml() {
         let c = TrainConfig::default();
         c.check().unwrap();
-        let back: TrainConfig = toml::from_str(&c.to_toml()).unwrap();
+        let back: TrainConfig = toml::from_str(&c.to_toml().unwrap()).unwrap();
         assert_eq!(back, c);
     }
 

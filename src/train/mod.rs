@@ -1,15 +1,24 @@
-//! Training: configuration, schedules, checkpoints, exports and the loop.
+//! Training: configuration, the model, the optimiser, schedules, the loop
+//! and its seams (auxiliary losses, weight transforms), evaluation, the
+//! probe, checkpoints and exports.
 
+pub mod aux;
 mod checkpoint;
 mod config;
+mod eval;
 mod export;
+mod model;
+mod optim;
+mod probe;
 mod run;
 mod schedule;
 
-pub use checkpoint::{Checkpoint, CheckpointState};
+pub use checkpoint::{check_fits, param_shapes};
 pub use config::{
     Normalize, TrainConfig, ValidTrainConfig, de_head_params, head_param_word, parse_head_params,
 };
 pub use export::{export_safetensors, write_npy_f32, write_npy_i64};
-pub use run::{Diverged, EpochMetrics, Model, ProbeLine, TrainOutcome, complete, plateau, train};
+pub use model::Model;
+pub use optim::sgd;
+pub use run::{Diverged, TrainOutcome, train};
 pub use schedule::Schedule;

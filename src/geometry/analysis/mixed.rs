@@ -32,11 +32,12 @@ use rayon::prelude::*;
 
 use super::super::angles::Compactness;
 use super::super::error::{GeometryError, Result, check_dim};
-use super::super::linalg::{Matrix, dot, gemm_strides};
+use super::super::linalg::{Matrix, dot};
 use super::{SecondPass, argmax_offset, nearest_mean};
+use crate::kernels::gemm::gemm_strides;
 
 /// Which arithmetic the second pass's products use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f64 throughout.

@@ -36,7 +36,7 @@ use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::backend::Backend;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
@@ -526,14 +526,7 @@ pub fn conv2d<B: Backend>(
 /// [`Conv2d::forward`] through [`conv2d`] (symmetric or no padding; other
 /// padding uses the module's own forward).
 pub fn forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let pad = match conv.padding {
-        PaddingConfig2d::Valid => Some([0, 0]),
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
-            Some([top, left])
-        }
-        _ => None,
-    };
-    match pad {
+    match symmetric_padding(conv) {
         Some(padding) => conv2d(
             x,
             conv.weight.val(),
@@ -541,6 +534,56 @@ pub fn forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
             ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups),
         ),
         None => conv.forward(x),
+    }
+}
+
+/// [`forward`] with `weight` in place of the layer's own (a transformed
+/// weight of the same shape). Layers with asymmetric padding go through
+/// burn's padding and `conv2d`.
+pub fn forward_weight<B: Backend>(
+    conv: &Conv2d<B>,
+    weight: Tensor<B, 4>,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    let options = |padding| ConvOptions::new(conv.stride, padding, conv.dilation, conv.groups);
+    match symmetric_padding(conv) {
+        Some(padding) => conv2d(x, weight, bias, options(padding)),
+        None => {
+            let [_, _, h, w] = x.dims();
+            let [_, _, kh, kw] = weight.dims();
+            let ((top, bottom), (left, right)) = match conv.padding {
+                PaddingConfig2d::Explicit(top, left, bottom, right) => {
+                    ((top, bottom), (left, right))
+                }
+                // `Same`: what keeps ceil(size / stride) outputs, the extra
+                // row or column at the end (as PyTorch's padding="same").
+                _ => {
+                    let same = |n: usize, k: usize, s: usize, d: usize| {
+                        let out = n.div_ceil(s.max(1));
+                        let total = ((out.max(1) - 1) * s + (k - 1) * d + 1).saturating_sub(n);
+                        (total / 2, total - total / 2)
+                    };
+                    (
+                        same(h, kh, conv.stride[0], conv.dilation[0]),
+                        same(w, kw, conv.stride[1], conv.dilation[1]),
+                    )
+                }
+            };
+            let x = x.pad([(top, bottom), (left, right)], PadMode::Constant(0.0));
+            conv2d(x, weight, bias, options([0, 0]))
+        }
+    }
+}
+
+/// `[top, left]` of a layer padded the same on both sides, else `None`.
+fn symmetric_padding<B: Backend>(conv: &Conv2d<B>) -> Option<[usize; 2]> {
+    match conv.padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
     }
 }
 

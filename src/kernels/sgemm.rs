@@ -24,7 +24,7 @@
 
 use std::sync::OnceLock;
 
-use crate::geometry::linalg::gemm_strides;
+use super::gemm::gemm_strides;
 
 /// Rows of `C` per tile.
 const MR: usize = 8;

@@ -1,0 +1,121 @@
+//! The lock of a directory being written (a run or a study): an OS file
+//! lock (`flock` on Linux, through the standard library's `File::try_lock`)
+//! on `DIR/.symfeat.lock`, held for the life of the [`DirLock`]. The OS
+//! releases it when the process exits or crashes, so a lock is never stale;
+//! the file itself stays (deleting it would race with a process that just
+//! opened it) and holds the last holder's pid, host and start time, which
+//! the error of a second process quotes.
+
+use anyhow::{Context, Result, bail};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+/// Name of the lock file inside a locked directory.
+pub const LOCK: &str = ".symfeat.lock";
+
+/// A held directory lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+    dir: PathBuf,
+}
+
+impl DirLock {
+    /// The locked directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// This process, as the lock file records it.
+fn holder_line() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown host".into());
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "pid {} on {host}, since unix time {since}",
+        std::process::id()
+    )
+}
+
+/// Lock the existing directory `dir` for writing; `what` ("run", "study")
+/// names it in the error. Fails at once, naming the directory and the
+/// holder, when another process (or another lock in this one) holds it.
+pub fn lock(dir: &Path, what: &str) -> Result<DirLock> {
+    let path = dir.join(LOCK);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            bail!(
+                "{} is being written by another symfeat process ({}); wait for it to end, \
+                 or choose another --out",
+                dir.display(),
+                if holder.is_empty() {
+                    "holder unknown"
+                } else {
+                    holder
+                }
+            );
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {} ({what})", path.display()));
+        }
+    }
+    let line = holder_line();
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(format!("{what} {line}\n").as_bytes()))
+        .and_then(|()| file.flush())
+        .with_context(|| format!("cannot write the lock file {}", path.display()))?;
+    Ok(DirLock {
+        _file: file,
+        dir: dir.to_path_buf(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_fails_naming_the_directory_and_the_holder_and_a_dropped_one_is_free() {
+        let d = tempfile::tempdir().unwrap();
+        let first = lock(d.path(), "run").unwrap();
+        assert_eq!(first.dir(), d.path());
+        let e = lock(d.path(), "run").unwrap_err().to_string();
+        assert!(e.contains(&d.path().display().to_string()), "{e}");
+        assert!(
+            e.contains(&format!("run pid {}", std::process::id())),
+            "{e}"
+        );
+        drop(first);
+        lock(d.path(), "run").unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_naming_the_lock_file() {
+        let d = tempfile::tempdir().unwrap();
+        let e = lock(&d.path().join("nope"), "study")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope/.symfeat.lock"), "{e}");
+    }
+}

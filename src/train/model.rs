@@ -1,0 +1,93 @@
+//! The trained model (a backbone, the optional feature BatchNorm, a head and
+//! the center loss's centers) and how a run builds it.
+
+use super::config::ValidTrainConfig;
+use crate::heads::{CenterLoss, Head, HeadOps};
+use crate::nets::{Backbone, BatchNorm2d, Identity, NetSpec, WeightTransform};
+use anyhow::Result;
+use burn::prelude::*;
+
+/// A backbone and a head: images `[B, Ch, H, W]` -> features `[B, D]` -> logits `[B, C]`.
+#[derive(Module, Debug)]
+pub struct Model<B: Backend> {
+    /// Backbone.
+    pub net: Backbone<B>,
+    /// BatchNorm1d between backbone and head (`feature_act = bn`).
+    pub feature_bn: Option<BatchNorm2d<B>>,
+    /// Classification head.
+    pub head: Head<B>,
+    /// Center loss (auxiliary term), for `--head center`.
+    pub center: Option<CenterLoss<B>>,
+}
+
+impl<B: Backend> Model<B> {
+    /// The features the head sees, `[B, D]`.
+    pub fn features(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.features_with(images, &Identity)
+    }
+
+    /// [`Self::features`] with every convolution and linear layer of the
+    /// backbone reading its weights through `transform`.
+    pub fn features_with(
+        &self,
+        images: Tensor<B, 4>,
+        transform: &dyn WeightTransform<B>,
+    ) -> Tensor<B, 2> {
+        let x = self.net.forward_with(images, transform);
+        match &self.feature_bn {
+            Some(bn) => bn.forward_features(x),
+            None => x,
+        }
+    }
+
+    /// Features `[B, D]` and prediction logits `[B, C]`.
+    pub fn forward(&self, images: Tensor<B, 4>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        self.forward_with(images, &Identity)
+    }
+
+    /// [`Self::forward`] through `transform` (see [`Self::features_with`]).
+    pub fn forward_with(
+        &self,
+        images: Tensor<B, 4>,
+        transform: &dyn WeightTransform<B>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let features = self.features_with(images, transform);
+        let logits = self.head.logits(features.clone());
+        (features, logits)
+    }
+}
+
+/// The model a run of `cfg` trains, on images of `spec`, with `classes`
+/// classes, freshly initialised (the backend's seed is set by the caller).
+pub(crate) fn build<B: Backend>(
+    cfg: &ValidTrainConfig,
+    spec: &NetSpec,
+    classes: usize,
+    device: &B::Device,
+) -> Result<Model<B>> {
+    let raw = &cfg.raw;
+    let d = spec.feature_dim();
+    let head = cfg.head.init::<B>(d, classes, device).map_err(|e| {
+        let from = if cfg.net == crate::nets::NetKind::Lenet {
+            ", set by --feature-dim"
+        } else {
+            ""
+        };
+        anyhow::anyhow!(
+            "--head {} on net {} (D = {d}{from}) and {} (C = {classes}): {e}",
+            raw.head,
+            raw.net,
+            raw.dataset
+        )
+    })?;
+    let center = cfg
+        .head
+        .center()?
+        .map(|(w, lr)| CenterLoss::new(d, classes, w, lr, device));
+    Ok(Model {
+        net: spec.init::<B>(device),
+        feature_bn: spec.feature_bn(device),
+        head,
+        center,
+    })
+}
