@@ -141,7 +141,7 @@ impl Blocks for Pass1<'_> {
     ) -> Result<()> {
         self.stats
             .push_batch_parallel(rows, &self.labels[start..start + n], self.threads)
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(anyhow::Error::from)
     }
 }
 
@@ -161,7 +161,7 @@ impl Blocks for Pass2<'_, '_> {
     ) -> Result<()> {
         self.second
             .push_mixed(rows, &self.labels[start..start + n])
-            .map_err(|e| anyhow::anyhow!("{e}"))
+            .map_err(anyhow::Error::from)
     }
 }
 
@@ -240,7 +240,7 @@ pub fn analyze_files(inp: &AnalyzeFiles) -> Result<Analysis> {
             inp.weights.display()
         );
     }
-    let weights = Matrix::new(c, d, w).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let weights = Matrix::new(c, d, w).map_err(anyhow::Error::from)?;
     if let Some(r) = weights.row_norms().iter().position(|&n| n == 0.0) {
         bail!(
             "{}: weight row {r} is zero; angles to it are undefined",
@@ -294,10 +294,10 @@ pub fn analyze_files(inp: &AnalyzeFiles) -> Result<Analysis> {
     };
     stream(&inp.features, mapped.as_ref(), is_f32, true, &mut pass1)?;
     check_means(&stats, &inp.features)?;
-    let head = geometry::build_head(&weights, bias.as_deref(), inp.scale)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let head =
+        geometry::build_head(&weights, bias.as_deref(), inp.scale).map_err(anyhow::Error::from)?;
     let mut second = SecondPass::with_precision(&stats, head.as_ref(), inp.precision)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(anyhow::Error::from)?;
     let mut pass2 = Pass2 {
         second: &mut second,
         labels: &labels,
@@ -305,7 +305,7 @@ pub fn analyze_files(inp: &AnalyzeFiles) -> Result<Analysis> {
     // Pass 1 has checked every value.
     stream(&inp.features, mapped.as_ref(), is_f32, false, &mut pass2)?;
     geometry::analyze(&stats, &weights, bias.as_deref(), inp.scale, Some(&second))
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(anyhow::Error::from)
         .with_context(|| {
             format!(
                 "analysis of {} against {}",
@@ -325,18 +325,18 @@ pub fn analyze_arrays(
     scale: Option<f64>,
 ) -> Result<Analysis> {
     let d = weights.len() / classes.max(1);
-    let weights = Matrix::from_f32(classes, d, weights).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let weights = Matrix::from_f32(classes, d, weights).map_err(anyhow::Error::from)?;
     let bias: Option<Vec<f64>> = bias.map(|b| b.iter().map(|&v| v as f64).collect());
     let mut stats = ClassStats::means_only(classes, d);
     stats
         .push_batch(features, labels)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let head = geometry::build_head(&weights, bias.as_deref(), scale)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(anyhow::Error::from)?;
+    let head =
+        geometry::build_head(&weights, bias.as_deref(), scale).map_err(anyhow::Error::from)?;
     let second = geometry::second_pass(&stats, head.as_ref(), features, labels)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(anyhow::Error::from)?;
     geometry::analyze(&stats, &weights, bias.as_deref(), scale, Some(&second))
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(anyhow::Error::from)
 }
 
 /// A readable table of an analysis.
@@ -397,4 +397,29 @@ pub fn format_table(a: &Analysis) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (#15): the geometry's errors went through
+    /// `anyhow!("{e}")`, which kept the words and lost the type; a caller
+    /// (the probe, the Python package) can now tell them apart.
+    #[test]
+    fn geometry_errors_keep_their_type() {
+        let e = analyze_arrays(
+            &[f32::NAN, 0.0, 1.0, 0.0],
+            &[0, 1],
+            &[1.0, 0.0, 0.0, 1.0],
+            2,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.downcast_ref::<crate::geometry::GeometryError>().is_some(),
+            "{e:#}"
+        );
+    }
 }

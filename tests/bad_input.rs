@@ -944,6 +944,26 @@ fn study_cases(t: &mut Table) {
     put(&run, "config.toml", "net = \"mlp\"\n");
     put(&run, "metrics.jsonl", "{\"epoch\": 1, \"lr\": 0.0");
     t.add("report_truncated_metrics", args!["report", broken], &["metrics.jsonl line 1", "invalid JSON"]);
+    // Run directories symfeat did not write: 2-D features whose labels or
+    // class weights do not fit them (the scatter figure indexed them unchecked).
+    let epoch = "{\"epoch\":1,\"lr\":0.1,\"train_loss\":1.0,\"train_acc\":0.5,\"test_loss\":1.0,\"test_acc\":0.5,\"seconds\":1.0,\"images_per_s\":10.0}\n";
+    let foreign = |study: PathBuf, labels: Array1<i64>, weights: Array2<f32>| {
+        let run = study.join("runs").join("mnist-lenet-softmax-seed0");
+        fs::create_dir_all(&run).unwrap();
+        put(&run, "config.toml", "net = \"lenet\"\ndataset = \"mnist\"\n");
+        put(&run, "metrics.jsonl", epoch);
+        write_npy(run.join("features.npy"), &Array2::<f32>::ones((5, 2))).unwrap();
+        write_npy(run.join("labels.npy"), &labels).unwrap();
+        write_npy(run.join("class_weights.npy"), &weights).unwrap();
+        study
+    };
+    let w4 = Array2::<f32>::from_shape_fn((4, 2), |(i, j)| (i + j) as f32 + 1.0);
+    let d = foreign(t.dir("report_foreign_short_labels"), Array1::from_vec(vec![0, 1, 2]), w4.clone());
+    t.add("report_foreign_short_labels", args!["report", d], &["labels.npy", "3 labels", "5 rows", "features.npy"]);
+    let d = foreign(t.dir("report_foreign_one_column_weights"), Array1::from_vec(vec![0, 1, 2, 3, 0]), Array2::<f32>::ones((4, 1)));
+    t.add("report_foreign_one_column_weights", args!["report", d], &["class_weights.npy", "1 columns", "need 2"]);
+    let d = foreign(t.dir("report_foreign_label_outside"), Array1::from_vec(vec![0, 1, 2, 9, 0]), w4);
+    t.add("report_foreign_label_outside", args!["report", d], &["labels.npy", "label 9", "outside the 4 classes"]);
     t.add("reproduce_unknown_protocol", args!["reproduce", "--protocol", "full", "--print-config"],
         &["--protocol \"full\"", "quick, long or paper"]);
 }

@@ -162,3 +162,117 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Regression (#15): two processes on one `--out` both passed the "never
+/// overwrite" check and both wrote the run. The directory is locked by the
+/// process that writes it: a second `train` or `study` fails at once,
+/// naming the directory and the holder (this test process holds it), and
+/// writes nothing.
+#[test]
+fn a_locked_run_or_study_directory_is_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let held = symfeat::run_dir::lock(&run, "run").unwrap();
+    let holder = format!("run pid {}", std::process::id());
+    let out = run.to_str().unwrap();
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "mnist",
+            "--data",
+            "/nonexistent",
+            "--out",
+            out,
+        ],
+        &[out, "being written by another symfeat process", &holder],
+    );
+    assert!(
+        !run.join("config.toml").exists(),
+        "a refused run wrote its config"
+    );
+    drop(held);
+    // Free again: the same command now gets past the lock (to the data).
+    fails_with(
+        &[
+            "train",
+            "--dataset",
+            "mnist",
+            "--data",
+            "/nonexistent",
+            "--out",
+            out,
+        ],
+        &["/nonexistent"],
+    );
+
+    let study = dir.path().join("study");
+    std::fs::create_dir_all(&study).unwrap();
+    let cfg = dir.path().join("s.toml");
+    std::fs::write(
+        &cfg,
+        "heads = ['softmax']\nseeds = [0]\n[train]\nepochs = 1\n",
+    )
+    .unwrap();
+    let _held = symfeat::run_dir::lock(&study, "study").unwrap();
+    let s = study.to_str().unwrap();
+    fails_with(
+        &["study", "--config", cfg.to_str().unwrap(), "--out", s],
+        &[
+            s,
+            "being written",
+            &format!("study pid {}", std::process::id()),
+        ],
+    );
+    assert!(!study.join("study.toml").exists());
+}
+
+/// A killed holder releases its lock (the OS does): a training run killed
+/// with SIGKILL mid-run leaves a directory the next process can lock and
+/// resume.
+#[cfg(unix)]
+#[test]
+fn a_killed_holder_leaves_the_directory_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_synthetic_mnist(&data, 2000, 200, 1);
+    let run = dir.path().join("run");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_symfeat"))
+        .args([
+            "train",
+            "--dataset",
+            "mnist",
+            "--net",
+            "mlp",
+            "--epochs",
+            "200",
+            "--threads",
+            "1",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it holds the lock (its lock file names it).
+    let pid = format!("run pid {}", child.id());
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(run.join(symfeat::run_dir::LOCK))
+        .is_ok_and(|h| h.starts_with(&pid))
+    {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the child never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let e = symfeat::run_dir::lock(&run, "run").unwrap_err().to_string();
+    assert!(e.contains(&pid), "{e}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    symfeat::run_dir::lock(&run, "run").unwrap();
+}

@@ -71,7 +71,7 @@ pub(super) fn landscape(a: LandscapeArgs) -> Result<ExitCode> {
     {
         bail!("--r-max {r}: expected a finite number > 0");
     }
-    let weights = Matrix::new(c, d, w).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let weights = Matrix::new(c, d, w)?;
     if weights.row_norms()[a.class] == 0.0 {
         bail!("{}: w_{} is zero", a.weights.display(), a.class);
     }

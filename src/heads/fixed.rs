@@ -197,86 +197,56 @@ fn init<B: Backend>(
     )?))
 }
 
-/// `polygon`.
-pub(super) mod polygon_head {
-    use super::*;
-    /// The symmetrical layout, frozen.
-    pub(in crate::heads) const DESC: HeadDesc = desc(
-        "polygon",
-        &[],
-        "s cos(x, w_j), w fixed regular polygon in a random plane",
-        &[SCALE_16, LEARN_SCALE],
-    );
-    /// Build it.
-    pub(in crate::heads) fn init<B: Backend>(
-        p: &Params,
-        d: usize,
-        c: usize,
-        device: &B::Device,
-    ) -> Result<Head<B>, HeadError> {
-        super::init(Layout::Polygon, p, d, c, device)
-    }
+/// One module per fixed layout, as the registry wants (`DESC`, `init`).
+macro_rules! fixed_head {
+    ($module:ident, $layout:ident, $name:literal, $aliases:expr, $formula:literal, $params:expr) => {
+        #[doc = concat!("`", $name, "`: ", $formula, ".")]
+        pub(super) mod $module {
+            use super::*;
+            /// Its description.
+            pub(in crate::heads) const DESC: HeadDesc = desc($name, $aliases, $formula, $params);
+            /// Build it.
+            pub(in crate::heads) fn init<B: Backend>(
+                p: &Params,
+                d: usize,
+                c: usize,
+                device: &B::Device,
+            ) -> Result<Head<B>, HeadError> {
+                super::init(Layout::$layout, p, d, c, device)
+            }
+        }
+    };
 }
 
-/// `simplex`.
-pub(super) mod simplex_head {
-    use super::*;
-    /// The simplex ETF.
-    pub(in crate::heads) const DESC: HeadDesc = desc(
-        "simplex",
-        &["etf"],
-        "s cos(x, w_j), w fixed simplex ETF (cos -1/(C-1))",
-        &[SCALE_16, LEARN_SCALE],
-    );
-    /// Build it.
-    pub(in crate::heads) fn init<B: Backend>(
-        p: &Params,
-        d: usize,
-        c: usize,
-        device: &B::Device,
-    ) -> Result<Head<B>, HeadError> {
-        super::init(Layout::Simplex, p, d, c, device)
-    }
-}
-
-/// `orthoplex`.
-pub(super) mod orthoplex_head {
-    use super::*;
-    /// The cross-polytope.
-    pub(in crate::heads) const DESC: HeadDesc = desc(
-        "orthoplex",
-        &[],
-        "s cos(x, w_j), w fixed +-e_i",
-        &[SCALE_16, LEARN_SCALE, ROTATE],
-    );
-    /// Build it.
-    pub(in crate::heads) fn init<B: Backend>(
-        p: &Params,
-        d: usize,
-        c: usize,
-        device: &B::Device,
-    ) -> Result<Head<B>, HeadError> {
-        super::init(Layout::Orthoplex, p, d, c, device)
-    }
-}
-
-/// `dcube`.
-pub(super) mod dcube_head {
-    use super::*;
-    /// The hypercube.
-    pub(in crate::heads) const DESC: HeadDesc = desc(
-        "dcube",
-        &[],
-        "s cos(x, w_j), w fixed hypercube vertices",
-        &[SCALE_16, LEARN_SCALE, ROTATE],
-    );
-    /// Build it.
-    pub(in crate::heads) fn init<B: Backend>(
-        p: &Params,
-        d: usize,
-        c: usize,
-        device: &B::Device,
-    ) -> Result<Head<B>, HeadError> {
-        super::init(Layout::Dcube, p, d, c, device)
-    }
-}
+fixed_head!(
+    polygon_head,
+    Polygon,
+    "polygon",
+    &[],
+    "s cos(x, w_j), w fixed regular polygon in a random plane",
+    &[SCALE_16, LEARN_SCALE]
+);
+fixed_head!(
+    simplex_head,
+    Simplex,
+    "simplex",
+    &["etf"],
+    "s cos(x, w_j), w fixed simplex ETF (cos -1/(C-1))",
+    &[SCALE_16, LEARN_SCALE]
+);
+fixed_head!(
+    orthoplex_head,
+    Orthoplex,
+    "orthoplex",
+    &[],
+    "s cos(x, w_j), w fixed +-e_i",
+    &[SCALE_16, LEARN_SCALE, ROTATE]
+);
+fixed_head!(
+    dcube_head,
+    Dcube,
+    "dcube",
+    &[],
+    "s cos(x, w_j), w fixed hypercube vertices",
+    &[SCALE_16, LEARN_SCALE, ROTATE]
+);

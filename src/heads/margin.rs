@@ -52,7 +52,7 @@ impl<B: Backend> CosineWeights<B> {
             ));
         }
         check_shape("class weights", w.dims(), self.weight.dims())?;
-        self.weight = Param::from_tensor(w);
+        self.weight = Param::from_tensor(w.detach());
         Ok(())
     }
 }

@@ -34,8 +34,8 @@ impl SoftmaxHeadConfig {
 impl<B: Backend> SoftmaxHead<B> {
     /// Replace the weights `[C, D]` and bias `[C]`.
     pub fn set(&mut self, weights: Tensor<B, 2>, bias: Tensor<B, 1>) {
-        self.linear.weight = burn::module::Param::from_tensor(weights.transpose());
-        self.linear.bias = Some(burn::module::Param::from_tensor(bias));
+        self.linear.weight = burn::module::Param::from_tensor(weights.transpose().detach());
+        self.linear.bias = Some(burn::module::Param::from_tensor(bias.detach()));
     }
 }
 

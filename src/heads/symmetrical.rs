@@ -122,8 +122,8 @@ impl<B: Backend> HeadOps<B> for SymmetricalHead<B> {
         }
         let d = self.v1.dims()[0];
         super::margin::check_shape("the plane (v1, v2)", weights.dims(), [2, d])?;
-        self.v1 = Param::from_tensor(weights.clone().narrow(0, 0, 1).reshape([d]));
-        self.v2 = Param::from_tensor(weights.narrow(0, 1, 1).reshape([d]));
+        self.v1 = Param::from_tensor(weights.clone().narrow(0, 0, 1).reshape([d]).detach());
+        self.v2 = Param::from_tensor(weights.narrow(0, 1, 1).reshape([d]).detach());
         Ok(())
     }
     fn logits(&self, features: Tensor<B, 2>) -> Tensor<B, 2> {

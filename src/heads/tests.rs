@@ -566,3 +566,86 @@ fn an_explicit_sphereface_lambda_is_a_fixed_lambda() {
         .to_string();
     assert!(e.contains("lambda") && e.contains("anneal"), "{e}");
 }
+
+/// Regression (#15): `center()` turned a parameter error into `None`, which
+/// silently dropped the center loss from training.
+#[test]
+fn center_settings_with_a_bad_parameter_are_an_error() {
+    let e = spec(HeadKind::Center, &[("center_weight", -1.0)])
+        .center()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("center_weight"), "{e}");
+    assert_eq!(
+        spec(HeadKind::Center, &[]).center().unwrap(),
+        Some((0.01, 0.5))
+    );
+    assert_eq!(spec(HeadKind::Softmax, &[]).center().unwrap(), None);
+}
+
+/// The registry: every head parses back from its name and aliases, names
+/// are unique, and every head builds with its defaults (their values pass
+/// their own checks).
+#[test]
+fn every_head_of_the_registry_parses_and_builds_with_its_defaults() {
+    let dev = Default::default();
+    let mut names = std::collections::BTreeSet::new();
+    for &kind in HeadKind::ALL {
+        let desc = kind.desc();
+        assert!(names.insert(desc.name), "{} twice", desc.name);
+        assert_eq!(HeadKind::parse(desc.name), Some(kind));
+        for a in desc.aliases {
+            assert_eq!(HeadKind::parse(a), Some(kind), "alias {a}");
+        }
+        let head = spec(kind, &[]).init::<B>(16, 5, &dev).unwrap();
+        assert_eq!(head.class_weights().dims(), [5, 16], "{}", desc.name);
+        assert_eq!(
+            head.scale().is_some(),
+            desc.cosine && kind != HeadKind::Sphereface,
+            "{}",
+            desc.name
+        );
+    }
+    assert_eq!(names.len(), 12);
+    assert!(HeadKind::names().starts_with("softmax, normface"));
+}
+
+/// `load_weights`: what a head exports loads back and gives the same
+/// logits; other shapes, and a bias where there is none (or none where
+/// there is one), are errors.
+#[test]
+fn every_head_loads_the_weights_it_exports() {
+    let dev = Default::default();
+    let x = Tensor::<B, 2>::random([6, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    for &kind in HeadKind::ALL {
+        let name = kind.name();
+        let src = spec(kind, &[]).init::<B>(8, 4, &dev).unwrap();
+        let mut dst = spec(kind, &[]).init::<B>(8, 4, &dev).unwrap();
+        let weights = src.derived_params().unwrap_or_else(|| src.class_weights());
+        let r = dst.load_weights(weights.clone(), src.bias());
+        if !kind.desc().learned {
+            assert!(
+                r.unwrap_err().to_string().contains("fixed classifiers"),
+                "{name}"
+            );
+            continue;
+        }
+        r.unwrap();
+        let (a, b) = (rows(src.logits(x.clone())), rows(dst.logits(x.clone())));
+        for (ra, rb) in a.iter().zip(&b) {
+            for (va, vb) in ra.iter().zip(rb) {
+                assert!((va - vb).abs() < 1e-5, "{name}: {va} vs {vb}");
+            }
+        }
+        let wrong = Tensor::<B, 2>::zeros([3, 8], &dev);
+        assert!(
+            dst.load_weights(wrong, src.bias()).is_err(),
+            "{name}: wrong shape"
+        );
+        let flipped = match src.bias() {
+            Some(_) => None,
+            None => Some(Tensor::<B, 1>::zeros([4], &dev)),
+        };
+        assert!(dst.load_weights(weights, flipped).is_err(), "{name}: bias");
+    }
+}

@@ -122,3 +122,185 @@ impl ChannelGroup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Cpu, CpuTrain};
+    use crate::nets::{Backbone, FeatureAct, NetKind, NetSpec};
+    use burn::tensor::Distribution;
+    use std::cell::RefCell;
+
+    /// Records the layers it sees and scales every weight by `factor`
+    /// (1: the weights as stored, through the transform path).
+    struct Scale<'a> {
+        factor: f64,
+        seen: &'a RefCell<Vec<(String, bool)>>,
+    }
+
+    impl<B: Backend> WeightTransform<B> for Scale<'_> {
+        fn conv(&self, layer: &LayerRef<'_>, w: Tensor<B, 4>) -> Tensor<B, 4> {
+            self.seen
+                .borrow_mut()
+                .push((layer.name.into(), layer.first));
+            w * self.factor
+        }
+        fn linear(&self, layer: &LayerRef<'_>, w: Tensor<B, 2>) -> Tensor<B, 2> {
+            self.seen
+                .borrow_mut()
+                .push((layer.name.into(), layer.first));
+            w * self.factor
+        }
+    }
+
+    fn nets() -> Vec<(NetSpec, &'static [&'static str])> {
+        let spec = |kind, ch, hw| NetSpec {
+            kind,
+            channels: ch,
+            height: hw,
+            width: hw,
+            lenet_dim: 3,
+            feature_act: FeatureAct::Linear,
+        };
+        vec![
+            (spec(NetKind::Mlp, 1, 8), &["fc1", "fc2"][..]),
+            (spec(NetKind::Cnn, 1, 8), &["conv1", "conv2", "fc"][..]),
+            (
+                spec(NetKind::Lenet, 1, 8),
+                &[
+                    "convs.0.conv",
+                    "convs.1.conv",
+                    "convs.2.conv",
+                    "convs.3.conv",
+                    "convs.4.conv",
+                    "convs.5.conv",
+                    "fc",
+                ][..],
+            ),
+            (spec(NetKind::Resnet20, 3, 8), &[][..]),
+        ]
+    }
+
+    /// Every conv and linear layer reads its weights through the transform,
+    /// once, by name, the first layer flagged; the transform path with the
+    /// stored weights gives the module path's features; and the gradient
+    /// reaches the stored weights through the transform (x 0: none).
+    #[test]
+    fn every_layer_reads_its_weights_through_the_transform() {
+        let dev = Default::default();
+        for (spec, names) in nets() {
+            CpuTrain::seed(&dev, 1);
+            let net: Backbone<CpuTrain> = spec.init(&dev);
+            let x = Tensor::<CpuTrain, 4>::random(
+                [2, spec.channels, spec.height, spec.width],
+                Distribution::Normal(0.0, 1.0),
+                &dev,
+            );
+            let seen = RefCell::new(vec![]);
+            let plain: Vec<f32> = net.forward(x.clone()).into_data().to_vec().unwrap();
+            let same = Scale {
+                factor: 1.0,
+                seen: &seen,
+            };
+            let via: Vec<f32> = net
+                .forward_with(x.clone(), &same)
+                .into_data()
+                .to_vec()
+                .unwrap();
+            for (a, b) in plain.iter().zip(&via) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + a.abs()),
+                    "{:?}: {a} vs {b}",
+                    spec.kind
+                );
+            }
+            let seen = seen.into_inner();
+            let first: Vec<&str> = seen.iter().filter(|s| s.1).map(|s| s.0.as_str()).collect();
+            assert_eq!(first.len(), 1, "{:?}: first layers {first:?}", spec.kind);
+            if spec.kind == NetKind::Resnet20 {
+                // stem + 9 blocks x 2 convs
+                assert_eq!(seen.len(), 19);
+                assert_eq!(seen[0].0, "conv");
+                assert_eq!(seen[18].0, "blocks.8.conv2");
+            } else {
+                let got: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+                assert_eq!(got, names, "{:?}", spec.kind);
+            }
+            let grad_of = |factor: f64| {
+                let seen = RefCell::new(vec![]);
+                let t = Scale {
+                    factor,
+                    seen: &seen,
+                };
+                let loss = net.forward_with(x.clone(), &t).powf_scalar(2.0).sum();
+                net.first_weight_grad(&loss.backward())
+            };
+            assert!(grad_of(1.0) > 0.0, "{:?}", spec.kind);
+            assert_eq!(grad_of(0.0), 0.0, "{:?}", spec.kind);
+        }
+    }
+
+    /// Every group names layers of the backbone whose shapes agree with it:
+    /// producers output `channels`, norms hold `channels`, consumers read
+    /// `channels x per-channel` inputs.
+    #[test]
+    fn channel_groups_name_real_layers_of_matching_shapes() {
+        let dev = Default::default();
+        for (spec, _) in nets() {
+            let net: Backbone<Cpu> = spec.init(&dev);
+            let shapes: Vec<(String, Vec<usize>)> = crate::train::param_shapes(&net);
+            let shape = |layer: &str, param: &str| -> Vec<usize> {
+                let want = format!("{layer}.{param}");
+                shapes
+                    .iter()
+                    .find(|(k, _)| k.split_once('.').is_some_and(|(_, rest)| rest == want))
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_else(|| panic!("{:?}: no {want} in {shapes:?}", spec.kind))
+            };
+            let groups = net.channel_groups();
+            assert!(!groups.is_empty());
+            for g in &groups {
+                for p in &g.producers {
+                    let s = shape(p, "weight");
+                    // conv [out, in, kh, kw]; linear [in, out]
+                    let out = if s.len() == 4 { s[0] } else { s[1] };
+                    assert_eq!(out, g.channels, "{:?} {}: producer {p}", spec.kind, g.name);
+                }
+                for n in &g.norms {
+                    let param = if n.ends_with("act") { "alpha" } else { "gamma" };
+                    assert_eq!(
+                        shape(n, param),
+                        vec![g.channels],
+                        "{:?}: norm {n}",
+                        spec.kind
+                    );
+                }
+                for (c, per) in &g.consumers {
+                    let s = shape(c, "weight");
+                    let inputs = if s.len() == 4 { s[1] } else { s[0] };
+                    assert_eq!(
+                        inputs,
+                        g.channels * per,
+                        "{:?} {}: consumer {c}",
+                        spec.kind,
+                        g.name
+                    );
+                }
+            }
+            if spec.kind == NetKind::Resnet20 {
+                let tied: Vec<&str> = groups
+                    .iter()
+                    .filter(|g| g.tied)
+                    .map(|g| g.name.as_str())
+                    .collect();
+                assert_eq!(tied, ["stage1", "stage2"]);
+                assert_eq!(groups.len(), 9 + 2);
+                let s1 = &groups[9];
+                assert_eq!(
+                    (s1.channels, s1.producers.len(), s1.consumers.len()),
+                    (16, 4, 4)
+                );
+            }
+        }
+    }
+}

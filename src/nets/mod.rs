@@ -303,6 +303,19 @@ impl<B: Backend> Backbone<B> {
 }
 
 #[cfg(test)]
+impl<B: burn::tensor::backend::AutodiffBackend> Backbone<B> {
+    /// Sum of |gradient| of the first layer's weight (tests).
+    pub(crate) fn first_weight_grad(&self, grads: &B::Gradients) -> f64 {
+        match self {
+            Self::Mlp(m) => m.first_weight_grad(grads),
+            Self::Cnn(m) => m.first_weight_grad(grads),
+            Self::Lenet(m) => m.first_weight_grad(grads),
+            Self::Resnet(m) => m.first_weight_grad(grads),
+        }
+    }
+}
+
+#[cfg(test)]
 mod feature_act_tests {
     use super::*;
     use crate::backend::CpuTrain;
@@ -353,12 +366,7 @@ mod feature_act_tests {
                 }
                 // A loss that depends on the sign: sum (f - 0.3)^2.
                 let grads = (f - 0.3).powf_scalar(2.0).sum().backward();
-                let first = match &net {
-                    Backbone::Mlp(m) => m.first_weight_grad(&grads),
-                    Backbone::Cnn(m) => m.first_weight_grad(&grads),
-                    Backbone::Lenet(m) => m.first_weight_grad(&grads),
-                    Backbone::Resnet(m) => m.first_weight_grad(&grads),
-                };
+                let first = net.first_weight_grad(&grads);
                 assert!(
                     first > 0.0,
                     "{kind:?} {act:?}: no gradient at the first layer"

@@ -57,7 +57,7 @@ pub fn class_landscape(
         bail!("class {class}: expected 0..{c}");
     }
     let towards = towards.unwrap_or_else(|| nearest_weight(weights, class));
-    let head = geometry::build_head(weights, bias, scale).map_err(|e| anyhow!("{e}"))?;
+    let head = geometry::build_head(weights, bias, scale)?;
     let norms = weights.row_norms();
     let r_max = grid.r_max.unwrap_or(if scale.is_some() {
         1.0
