@@ -460,3 +460,65 @@ fn two_variants_that_differ_only_in_feature_act_give_two_rows() {
     // No popular head in the study: claim (b) cannot be decided.
     assert_eq!(s["claims"]["more_stable"][0]["decision"], "inconclusive");
 }
+
+/// #15: one failed run (not diverged) ended the whole study. Now it is
+/// recorded (`failed.json`), the study goes on, the report counts it, the
+/// command exits 1 naming it, and the same command again retries it. The
+/// failure here: a simplex ETF on LeNet's 2-D features (D < C), which only
+/// the head's construction sees, placed before a good variant.
+#[test]
+fn a_failed_run_is_recorded_and_the_study_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 300, 100, 3);
+    let cfg = dir.path().join("study.toml");
+    let text = study_toml(dir.path(), &[], &[0], 1)
+        .replace("net = \"mlp\"", "net = \"lenet\"\nfeature_dim = 2")
+        + "[[variants]]\nname = \"bad\"\nhead = \"simplex\"\n[[variants]]\nname = \"good\"\nhead = \"softmax\"\n";
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("study");
+    let run = |expect: &[&str]| {
+        let o = Command::cargo_bin("symfeat")
+            .unwrap()
+            .args([
+                "study",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        for w in expect {
+            assert!(err.contains(w), "{w:?} not in {err}");
+        }
+    };
+    run(&[
+        "1 run(s) failed",
+        "mnist-lenet-bad-seed0",
+        "simplex ETF needs D >= C",
+    ]);
+    let bad = out.join("runs").join("mnist-lenet-bad-seed0");
+    let marker = std::fs::read_to_string(bad.join("failed.json")).unwrap();
+    assert!(marker.contains("simplex ETF needs D >= C"), "{marker}");
+    assert!(
+        out.join("runs/mnist-lenet-good-seed0/model.safetensors")
+            .exists()
+    );
+    assert!(out.join("report.html").exists());
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let v = s["variants"].as_array().unwrap();
+    let by = |n: &str| v.iter().find(|x| x["name"] == n).unwrap().clone();
+    assert_eq!(
+        (by("bad")["runs"].clone(), by("bad")["failed"].clone()),
+        (1.into(), 1.into())
+    );
+    assert_eq!(by("good")["failed"], 0);
+    run(&[
+        "failed earlier, retrying",
+        "finished earlier, skipped",
+        "1 run(s) failed",
+    ]);
+}

@@ -1,9 +1,9 @@
-//! Shared machinery of the cosine and margin heads (field notes §3):
+//! Shared machinery of the cosine and margin heads (field notes §3): the
+//! row normalisation, the logit scale (fixed or learned),
 //! learnable class weights, `cos t_j = x^ . w^_j` `[B, C]`, and the
 //! replacement of the target logit. A margin head only says how the target
 //! cosine changes and what scale multiplies the logits.
 
-use super::l2_normalize;
 use super::params::HeadError;
 use burn::module::Param;
 use burn::nn::Initializer;
@@ -110,3 +110,50 @@ macro_rules! scaled_cosine_head_ops {
     };
 }
 pub(crate) use scaled_cosine_head_ops;
+
+/// A logit scale, fixed or learnable (`learn_scale = 1`).
+#[derive(Module, Debug)]
+pub struct ScaleParam<B: Backend> {
+    fixed: f64,
+    learned: Option<Param<Tensor<B, 1>>>,
+}
+
+impl<B: Backend> ScaleParam<B> {
+    /// A scale starting at `s`, learned or not.
+    pub fn new(s: f64, learn: bool, device: &B::Device) -> Self {
+        let learned = learn.then(|| Param::from_tensor(Tensor::from_floats([s as f32], device)));
+        Self { fixed: s, learned }
+    }
+
+    /// `logits * s`.
+    pub fn apply(&self, logits: Tensor<B, 2>) -> Tensor<B, 2> {
+        match &self.learned {
+            Some(p) => logits * p.val().unsqueeze::<2>(),
+            None => logits * self.fixed,
+        }
+    }
+
+    /// The current value of s.
+    pub fn value(&self) -> f64 {
+        match &self.learned {
+            Some(p) => {
+                let v: f32 = p.val().into_scalar().elem();
+                v as f64
+            }
+            None => self.fixed,
+        }
+    }
+}
+
+/// Row-normalise `x [N, D]` with the same guard as PyTorch's
+/// `F.normalize(eps = 1e-12)`: `x / max(|x|, eps)`. A zero row stays zero
+/// (its cosines are 0, never NaN).
+pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let norm = x
+        .clone()
+        .powf_scalar(2.0)
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(1e-12); // [N, 1]
+    x / norm
+}

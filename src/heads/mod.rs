@@ -20,6 +20,7 @@ pub mod margin;
 mod normface;
 pub mod params;
 mod softmax;
+mod spec;
 mod sphereface;
 mod symmetrical;
 
@@ -28,17 +29,17 @@ pub use center::CenterLoss;
 pub use combined::CombinedHead;
 pub use cosface::CosFaceHead;
 pub use fixed::{FixedHead, Layout, layout_weights};
+pub use margin::{ScaleParam, l2_normalize};
 pub use normface::NormFaceHead;
 pub use params::{HeadDesc, HeadError, ParamDef, Params};
 pub use softmax::{SoftmaxHead, SoftmaxHeadConfig};
+pub use spec::HeadSpec;
 pub use sphereface::{Lambda, SphereFaceHead, psi};
 pub use symmetrical::{SymmetricalHead, SymmetricalHeadConfig, polygon_angles};
 
-use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// What every head offers to the trainer, the probe and the exports.
 pub trait HeadOps<B: Backend> {
@@ -112,7 +113,7 @@ macro_rules! registry {
                 }
             }
 
-            fn build<B: Backend>(
+            pub(super) fn build<B: Backend>(
                 self,
                 p: &Params,
                 d: usize,
@@ -174,82 +175,6 @@ impl HeadKind {
     /// `--head-param` and `heads list`.
     pub fn params(self) -> &'static [ParamDef] {
         self.desc().params
-    }
-}
-
-/// A head choice with its parameters (`--head NAME --head-param k=v`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HeadSpec {
-    /// Which head.
-    pub kind: HeadKind,
-    /// Parameter values by name; missing ones take the defaults.
-    pub params: BTreeMap<String, f64>,
-}
-
-impl HeadSpec {
-    /// Check the parameter names and values (see [`params::resolve`]).
-    pub fn resolve(&self) -> Result<Params, HeadError> {
-        params::resolve(self.kind.desc(), &self.params)
-    }
-
-    /// Build the head for `d` features and `c` classes.
-    pub fn init<B: Backend>(
-        &self,
-        d: usize,
-        c: usize,
-        device: &B::Device,
-    ) -> Result<Head<B>, HeadError> {
-        let p = self.resolve()?;
-        if c < 2 {
-            return Err(HeadError::Other(format!(
-                "a head needs at least 2 classes, got {c}"
-            )));
-        }
-        self.kind.build(&p, d, c, device)
-    }
-
-    /// The center-loss settings `(weight, lr)` of this head, if it has the
-    /// center loss.
-    pub fn center(&self) -> Result<Option<(f64, f64)>, HeadError> {
-        if self.kind != HeadKind::Center {
-            return Ok(None);
-        }
-        let p = self.resolve()?;
-        Ok(Some((p["center_weight"], p["center_lr"])))
-    }
-}
-
-/// A logit scale, fixed or learnable (`learn_scale = 1`).
-#[derive(Module, Debug)]
-pub struct ScaleParam<B: Backend> {
-    fixed: f64,
-    learned: Option<Param<Tensor<B, 1>>>,
-}
-
-impl<B: Backend> ScaleParam<B> {
-    /// A scale starting at `s`, learned or not.
-    pub fn new(s: f64, learn: bool, device: &B::Device) -> Self {
-        let learned = learn.then(|| Param::from_tensor(Tensor::from_floats([s as f32], device)));
-        Self { fixed: s, learned }
-    }
-
-    /// `logits * s`.
-    pub fn apply(&self, logits: Tensor<B, 2>) -> Tensor<B, 2> {
-        match &self.learned {
-            Some(p) => logits * p.val().unsqueeze::<2>(),
-            None => logits * self.fixed,
-        }
-    }
-
-    /// The current value of s.
-    pub fn value(&self) -> f64 {
-        match &self.learned {
-            Some(p) => {
-                let v: f32 = p.val().into_scalar().elem();
-                v as f64
-            }
-            None => self.fixed,
-        }
     }
 }
 
@@ -328,19 +253,6 @@ pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>
     let logp = log_softmax(logits, 1); // [B, C]
     let picked = logp.gather(1, labels.reshape([b, 1])); // [B, 1]
     picked.mean().neg()
-}
-
-/// Row-normalise `x [N, D]` with the same guard as PyTorch's
-/// `F.normalize(eps = 1e-12)`: `x / max(|x|, eps)`. A zero row stays zero
-/// (its cosines are 0, never NaN).
-pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x
-        .clone()
-        .powf_scalar(2.0)
-        .sum_dim(1)
-        .sqrt()
-        .clamp_min(1e-12); // [N, 1]
-    x / norm
 }
 
 #[cfg(test)]

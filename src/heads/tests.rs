@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::backend::CpuTrain;
+use std::collections::BTreeMap;
 use std::f64::consts::PI;
 
 type B = CpuTrain;

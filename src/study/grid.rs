@@ -95,7 +95,18 @@ impl Variant {
     /// `train` with this variant's head, parameters and overrides.
     pub fn apply(&self, train: &TrainConfig) -> Result<TrainConfig> {
         let what = || format!("variant {:?}", self.name);
-        for key in ["head", "head_params", "seed", "out"] {
+        // The grid sets these itself (`datasets`, `nets`, `seeds`, the run's
+        // directory, the exports the report reads): an override would be
+        // silently replaced.
+        for key in [
+            "head",
+            "head_params",
+            "seed",
+            "out",
+            "dataset",
+            "net",
+            "export_features",
+        ] {
             if self.train.contains_key(key) {
                 bail!(
                     "{}: train.{key} cannot be overridden (set it on the variant or the grid)",
@@ -400,6 +411,11 @@ mod tests {
         bad(
             "[[variants]]\nname = 'softmax'\nhead = 'normface'\n",
             "used twice",
+        );
+        // #15: the grid replaced a variant's net silently.
+        bad(
+            "[[variants]]\nname = 'a'\nhead = 'normface'\ntrain = { net = 'lenet' }\n",
+            "train.net cannot be overridden",
         );
         bad(
             "[[variants]]\nname = 'A b'\nhead = 'normface'\n",
