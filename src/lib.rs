@@ -9,6 +9,7 @@ pub mod atomic;
 pub mod backend;
 pub mod bench;
 pub mod cli;
+pub mod compress;
 pub mod data;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -21,4 +22,5 @@ pub mod report;
 pub mod run_dir;
 pub mod statistics;
 pub mod study;
+pub mod tensors;
 pub mod train;

@@ -522,3 +522,43 @@ fn a_failed_run_is_recorded_and_the_study_goes_on() {
         "1 run(s) failed",
     ]);
 }
+
+/// Review of #15: a run another process holds is skipped by a study, never
+/// marked failed or touched; the next study trains it.
+#[test]
+fn a_study_skips_a_run_another_process_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 200, 100, 4);
+    let cfg = dir.path().join("study.toml");
+    std::fs::write(&cfg, study_toml(dir.path(), &["softmax"], &[0, 1], 1)).unwrap();
+    let out = dir.path().join("study");
+    let held_dir = out.join("runs").join("mnist-mlp-softmax-seed0");
+    std::fs::create_dir_all(&held_dir).unwrap();
+    let held = symfeat::run_dir::lock(&held_dir, "run").unwrap();
+    let o = Command::cargo_bin("symfeat")
+        .unwrap()
+        .args([
+            "study",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("being written by another symfeat process") && err.contains("skipped"),
+        "{err}"
+    );
+    assert!(!held_dir.join("failed.json").exists());
+    assert!(!held_dir.join("config.toml").exists());
+    assert!(
+        out.join("runs/mnist-mlp-softmax-seed1/model.safetensors")
+            .exists()
+    );
+    drop(held);
+    run_study_cli(&cfg, &out);
+    assert!(held_dir.join("model.safetensors").exists());
+}

@@ -86,8 +86,7 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         kind,
         params: parse_head_params(&a.param, "--param")?,
     };
-    spec.resolve()
-        .map_err(|e| anyhow::anyhow!("--param: {e}"))?;
+    spec.resolve().context("--param")?;
     let (x, n, d) = MatrixReader::open(&a.features, "features")?.read_all()?;
     let labels = read_labels(&a.labels)?;
     if labels.len() != n {
@@ -135,9 +134,9 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
         );
     }
     let dev = Default::default();
-    let mut head = spec.init::<Cpu>(d, c, &dev).map_err(|e| {
-        anyhow::anyhow!(
-            "--head {} with D = {d} (columns of {}) and C = {c}: {e}",
+    let mut head = spec.init::<Cpu>(d, c, &dev).with_context(|| {
+        format!(
+            "--head {} with D = {d} (columns of {}) and C = {c}",
             a.head,
             a.features.display()
         )

@@ -3,6 +3,7 @@
 mod analyze;
 mod heads;
 mod landscape;
+mod quantize;
 mod study;
 mod train;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Heads(heads::HeadsArgs),
     /// Softmax landscape of one class over (R, theta): CSV and polar plot.
     Landscape(landscape::LandscapeArgs),
+    /// Discretise a trained run's weights (linear / exponential levels, 1-8 bits): accuracy, geometry, size, cards.
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Run a parsed command line.
@@ -53,5 +56,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Analyze(args) => analyze::analyze(args),
         Command::Heads(args) => heads::heads(args),
         Command::Landscape(args) => landscape::landscape(args),
+        Command::Quantize(args) => quantize::quantize(args),
     }
 }

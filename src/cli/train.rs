@@ -122,6 +122,12 @@ pub struct TrainArgs {
     /// After the plateau, this many more epochs at lr x gamma, then stop (default 0).
     #[arg(long)]
     plateau_anneal_epochs: Option<usize>,
+    /// Weight regulariser of the backbone: none, l1, compressibility (|w|_1/|w|_2 per layer).
+    #[arg(long)]
+    regularizer: Option<String>,
+    /// Its weight (default 1e-5 for l1, 1e-4 for compressibility).
+    #[arg(long, allow_hyphen_values = true)]
+    reg_weight: Option<f64>,
 }
 
 impl TrainArgs {
@@ -158,8 +164,12 @@ impl TrainArgs {
             feature_act,
             plateau_window,
             plateau_slope,
-            plateau_anneal_epochs
+            plateau_anneal_epochs,
+            regularizer
         );
+        if self.reg_weight.is_some() {
+            c.reg_weight = self.reg_weight;
+        }
         if self.data.is_some() {
             c.data = self.data.clone();
         }

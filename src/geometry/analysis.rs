@@ -24,7 +24,7 @@ mod mixed;
 pub use mixed::Precision;
 
 /// The form of the head's logits (linear or cosine), which decides its
-/// softmax centre. Not `crate::heads::HeadForm`, the named heads.
+/// softmax centre. Not `crate::heads::HeadKind`, the named heads.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum HeadForm {
     /// `W x + b` (plain softmax).
@@ -358,14 +358,19 @@ pub struct ClassAnalysis {
     /// Samples `n_c`.
     pub count: u64,
     /// `angle(w_c, mu_c)`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub angle_w_mean_deg: f64,
     /// `angle(w_c, m_c)`, `m_c = mu_c - mu_G`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub angle_w_centered_mean_deg: f64,
     /// `angle(w_c, u*_c)`, `u*_c` the softmax centre.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub angle_w_softmax_center_deg: f64,
     /// `angle(u*_c, mu_c)`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub angle_softmax_center_mean_deg: f64,
     /// `p_c(R u*_c)`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub softmax_center_p: f64,
     /// Mean angle of the class samples to `mu_c` (second pass).
     pub compactness_deg: Option<f64>,
@@ -377,24 +382,34 @@ pub struct ClassAnalysis {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NcMetrics {
     /// `Tr(Sigma_W Sigma_B^+)/C`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub nc1: f64,
     /// std/mean of `|m_c|`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub nc2_equinorm_means: f64,
     /// std/mean of `|w_c|`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub nc2_equinorm_weights: f64,
     /// std of pairwise cosines of the centred means.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub nc2_equiangularity: f64,
     /// std of pairwise cosines of the weights.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub nc2_equiangularity_weights: f64,
     /// mean `|cos(m_j, m_k) + 1/(C-1)|`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub nc2_mean_abs_cos_plus: f64,
     /// max `|angle(m_j, m_k) - acos(-1/(C-1))|`, degrees.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub nc2_max_angle: f64,
     /// Frobenius error of the cosine Gram of `W` against the polygon Gram.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub nc2_polygon_gram_error: f64,
     /// The same for the centred means.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub nc2_polygon_gram_error_means: f64,
     /// `|W/|W|_F - M^T/|M|_F|_F`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub nc3: f64,
     /// Share of samples with head prediction != nearest-class-mean
     /// prediction (second pass).
@@ -408,20 +423,25 @@ pub struct Analysis {
     pub head: HeadForm,
     /// R at which the softmax centre was searched (1 for cosine heads,
     /// mean feature norm for linear heads).
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub softmax_center_radius: f64,
     /// Per-class rows.
     pub classes: Vec<ClassAnalysis>,
     /// Mean over classes of `angle(w_c, mu_c)`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub mean_angle_w_mean_deg: f64,
     /// Max over classes of `angle(w_c, mu_c)`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub max_angle_w_mean_deg: f64,
     /// Mean over classes of `angle(w_c, u*_c)`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub mean_angle_w_softmax_center_deg: f64,
     /// NC1-NC4.
     pub nc: NcMetrics,
     /// The paper's symmetry conditions on `W`.
     pub symmetry: Symmetry,
     /// Min angle between two class means `mu_j`, `mu_k`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub separation_deg: f64,
     /// The pair reaching it.
     pub separation_pair: (usize, usize),

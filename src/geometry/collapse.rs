@@ -261,12 +261,15 @@ impl Nc4 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Symmetry {
     /// `max_c ||w_c| - 1|`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub unit_norm_dev: f64,
     /// `|(1/C) sum_c w_c|`.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub mean_weight_norm: f64,
     /// Share of the energy `|W|_F^2` outside the top-2 singular directions:
     /// `1 - (s_1^2 + s_2^2) / sum_k s_k^2`, from the eigenvalues of the C x C
     /// Gram `W W^T`. 0 when all `w_c` lie in one plane.
+    #[serde(deserialize_with = "crate::geometry::nan_as_null")]
     pub coplanarity: f64,
 }
 

@@ -39,6 +39,13 @@ pub use stats::ClassStats;
 mod proptests;
 
 /// The tests' pseudo-random numbers: one fixed LCG, no dependency.
+/// Reads `null` as NaN: serde_json writes a non-finite f64 as `null`, and
+/// an analysis read back (a probe line, a checkpoint) must take it.
+pub fn nan_as_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    use serde::Deserialize;
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 #[cfg(test)]
 pub(crate) mod test_rng {
     /// Next value in [-1, 1) of the LCG with state `seed`.

@@ -56,7 +56,7 @@ impl<B: Backend> CenterLoss<B> {
 }
 
 /// `center`: a softmax head plus the center loss (an auxiliary term, see
-/// `crate::train::aux`).
+/// `crate::train::aux_loss`).
 pub(super) const DESC: HeadDesc = HeadDesc {
     name: "center",
     aliases: &[],

@@ -54,7 +54,7 @@ fn host<B: Backend>(t: Tensor<B, 2>) -> Result<Matrix, HeadError> {
             "cannot read the random layout from the device: {e:?}"
         ))
     })?;
-    Matrix::from_f32(r, c, &v).map_err(|e| HeadError::Other(e.to_string()))
+    Ok(Matrix::from_f32(r, c, &v)?)
 }
 
 /// Build the layout's `[C, D]` weights (random parts from the backend's seeded RNG).
@@ -65,7 +65,7 @@ pub fn layout_weights<B: Backend>(
     rotate: bool,
     device: &B::Device,
 ) -> Result<Matrix, HeadError> {
-    let err = |e: crate::geometry::GeometryError| HeadError::Other(e.to_string());
+    let err = HeadError::from;
     match layout {
         Layout::Polygon => {
             if d < 2 {

@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// A head's parameters or weights are not what it takes.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HeadError {
+    /// A geometric construction failed (a layout, a scale).
+    #[error(transparent)]
+    Geometry(#[from] crate::geometry::GeometryError),
     /// A parameter the head does not have.
     #[error("head {head} has no parameter {name:?} (it takes: {known})")]
     UnknownParam {
@@ -219,7 +222,22 @@ pub fn resolve(desc: &HeadDesc, given: &BTreeMap<String, f64>) -> Result<Params,
         }
         p.values.insert(k.clone(), v);
     }
-    for d in desc.params {
+    // The order of the checks (and so which error a bad input gets): the
+    // scale, the flags, the head's own check (SphereFace's lambda/anneal
+    // contradiction and m), then the other ranges.
+    let order = |d: &ParamDef| match d.check {
+        _ if d.name == "s" => 0,
+        Check::Flag => 1,
+        _ => 3,
+    };
+    let mut defs: Vec<&ParamDef> = desc.params.iter().collect();
+    defs.sort_by_key(|d| order(d));
+    let mut checked_head = false;
+    for d in defs {
+        if order(d) == 3 && !checked_head {
+            (desc.check)(&mut p)?;
+            checked_head = true;
+        }
         let v = p.get(d.name);
         let expected = match d.check {
             Check::Finite => None,
@@ -242,6 +260,8 @@ pub fn resolve(desc: &HeadDesc, given: &BTreeMap<String, f64>) -> Result<Params,
             });
         }
     }
-    (desc.check)(&mut p)?;
+    if !checked_head {
+        (desc.check)(&mut p)?;
+    }
     Ok(p)
 }

@@ -225,11 +225,9 @@ fn check(p: &mut Params) -> Result<(), HeadError> {
     }
     let m = p["m"];
     if m.fract() != 0.0 || !(1.0..=10.0).contains(&m) {
-        return Err(HeadError::Invalid {
-            name: "m".into(),
-            value: m,
-            expected: "an integer m in 1..=10 (SphereFace)".into(),
-        });
+        return Err(HeadError::Other(format!(
+            "head parameter m = {m}: SphereFace needs an integer m in 1..=10"
+        )));
     }
     Ok(())
 }

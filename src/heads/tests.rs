@@ -650,3 +650,26 @@ fn every_head_loads_the_weights_it_exports() {
         assert!(dst.load_weights(weights, flipped).is_err(), "{name}: bias");
     }
 }
+
+/// Review of #15: for one bad input, the same error as before the one-file heads.
+#[test]
+fn checks_run_in_the_order_of_the_old_resolve() {
+    // SphereFace: the lambda/anneal contradiction before lambda's range.
+    let e = spec(HeadKind::Sphereface, &[("lambda", -1.0), ("anneal", 1.0)])
+        .resolve()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("contradict"), "{e}");
+    // m before the lambda ranges.
+    let e = spec(HeadKind::Sphereface, &[("m", 2.5), ("lambda_min", -1.0)])
+        .resolve()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("SphereFace needs an integer m"), "{e}");
+    // ArcFace: the flags before m.
+    let e = spec(HeadKind::Arcface, &[("m", 9.0), ("easy_margin", 2.0)])
+        .resolve()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("easy_margin"), "{e}");
+}

@@ -557,17 +557,15 @@ pub fn forward_weight<B: Backend>(
                     ((top, bottom), (left, right))
                 }
                 // `Same`: what keeps ceil(size / stride) outputs, the extra
-                // row or column at the end (as PyTorch's padding="same").
+                // row or column at the end; like burn 0.21's own padding
+                // for `Same`, without the dilation (so both paths agree).
                 _ => {
-                    let same = |n: usize, k: usize, s: usize, d: usize| {
+                    let same = |n: usize, k: usize, s: usize| {
                         let out = n.div_ceil(s.max(1));
-                        let total = ((out.max(1) - 1) * s + (k - 1) * d + 1).saturating_sub(n);
+                        let total = ((out.max(1) - 1) * s + k).saturating_sub(n);
                         (total / 2, total - total / 2)
                     };
-                    (
-                        same(h, kh, conv.stride[0], conv.dilation[0]),
-                        same(w, kw, conv.stride[1], conv.dilation[1]),
-                    )
+                    (same(h, kh, conv.stride[0]), same(w, kw, conv.stride[1]))
                 }
             };
             let x = x.pad([(top, bottom), (left, right)], PadMode::Constant(0.0));
@@ -590,7 +588,7 @@ fn symmetric_padding<B: Backend>(conv: &Conv2d<B>) -> Option<[usize; 2]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nets::test_util::vals;
+    use crate::kernels::test_util::vals;
     use burn::tensor::Distribution;
 
     type Ad = FlexAd;

@@ -48,3 +48,30 @@ pub fn tune_allocator() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
+
+/// What the nets' and kernels' tests share.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use burn::prelude::*;
+
+    /// A tensor's values as f32.
+    pub(crate) fn vals<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().to_vec().unwrap()
+    }
+
+    /// Sum of |gradient| of a parameter (0 without a gradient).
+    pub(crate) fn grad_abs_sum<B: burn::tensor::backend::AutodiffBackend, const D: usize>(
+        p: &burn::module::Param<Tensor<B, D>>,
+        grads: &B::Gradients,
+    ) -> f64 {
+        p.val().grad(grads).map_or(0.0, |g| {
+            g.into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.abs() as f64)
+                .sum()
+        })
+    }
+}

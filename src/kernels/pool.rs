@@ -263,7 +263,7 @@ impl Backward<Flex, 1> for GlobalAvgBackward {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nets::test_util::vals;
+    use crate::kernels::test_util::vals;
     use burn::backend::Autodiff;
     use burn::tensor::Distribution;
 

@@ -156,7 +156,7 @@ fn generic<B: Backend>(x: Tensor<B, 4>, stride: usize, pad: usize) -> Tensor<B, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nets::test_util::vals;
+    use crate::kernels::test_util::vals;
     use burn::tensor::Distribution;
 
     type Ad = flex::FlexAd;

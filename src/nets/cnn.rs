@@ -120,6 +120,6 @@ impl<B: Backend> Cnn<B> {
 impl<B: burn::tensor::backend::AutodiffBackend> Cnn<B> {
     /// Sum of |gradient| of the first layer's weight (tests).
     pub(super) fn first_weight_grad(&self, grads: &B::Gradients) -> f64 {
-        super::test_util::grad_abs_sum(&self.conv1.weight, grads)
+        crate::kernels::test_util::grad_abs_sum(&self.conv1.weight, grads)
     }
 }

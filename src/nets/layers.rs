@@ -100,7 +100,11 @@ pub struct ChannelGroup {
     pub consumers: Vec<(String, usize)>,
     /// Tied by residual connections: the channels of a ResNet stage, which
     /// the option-A shortcut also carries (zero-padded into the next
-    /// stage's first block), must be pruned as one.
+    /// stage's first block), must be pruned as one. The shortcut places a
+    /// stage's C channels at `[pad, pad + C)` of the next stage's
+    /// `pad = (C' - C) / 2`: a pruner that changes C or C' must rebuild that
+    /// mapping (the last stage's stream, the feature, is coupled the same
+    /// way to stage 2 and is not listed).
     pub tied: bool,
 }
 

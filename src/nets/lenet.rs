@@ -153,6 +153,6 @@ impl<B: Backend> LeNetPP<B> {
 impl<B: burn::tensor::backend::AutodiffBackend> LeNetPP<B> {
     /// Sum of |gradient| of the first layer's weight (tests).
     pub(super) fn first_weight_grad(&self, grads: &B::Gradients) -> f64 {
-        super::test_util::grad_abs_sum(&self.convs[0].conv.weight, grads)
+        crate::kernels::test_util::grad_abs_sum(&self.convs[0].conv.weight, grads)
     }
 }

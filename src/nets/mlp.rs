@@ -80,6 +80,6 @@ impl<B: Backend> Mlp<B> {
 impl<B: burn::tensor::backend::AutodiffBackend> Mlp<B> {
     /// Sum of |gradient| of the first layer's weight (tests).
     pub(super) fn first_weight_grad(&self, grads: &B::Gradients) -> f64 {
-        super::test_util::grad_abs_sum(&self.fc1.weight, grads)
+        crate::kernels::test_util::grad_abs_sum(&self.fc1.weight, grads)
     }
 }

@@ -12,33 +12,6 @@ mod lenet;
 mod mlp;
 mod resnet;
 
-/// What the nets' and kernels' tests share.
-#[cfg(test)]
-pub(crate) mod test_util {
-    use burn::prelude::*;
-
-    /// A tensor's values as f32.
-    pub(crate) fn vals<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().to_vec().unwrap()
-    }
-
-    /// Sum of |gradient| of a parameter (0 without a gradient).
-    pub(crate) fn grad_abs_sum<B: burn::tensor::backend::AutodiffBackend, const D: usize>(
-        p: &burn::module::Param<Tensor<B, D>>,
-        grads: &B::Gradients,
-    ) -> f64 {
-        p.val().grad(grads).map_or(0.0, |g| {
-            g.into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .unwrap()
-                .iter()
-                .map(|v| v.abs() as f64)
-                .sum()
-        })
-    }
-}
-
 pub use batch_norm::BatchNorm2d;
 pub use cnn::{Cnn, CnnConfig};
 pub use layers::{ChannelGroup, Identity, LayerRef, WeightTransform};
@@ -355,7 +328,7 @@ mod feature_act_tests {
                     f = bn.forward_features(f);
                 }
                 assert_eq!(f.dims(), [6, spec.feature_dim()], "{kind:?} {act:?}");
-                let v = test_util::vals(f.clone());
+                let v = crate::kernels::test_util::vals(f.clone());
                 let negative = v.iter().filter(|x| **x < 0.0).count();
                 match act {
                     FeatureAct::Relu if kind != NetKind::Lenet => {

@@ -173,9 +173,9 @@ impl<B: Backend> ResNet<B> {
             .collect();
         // Stages: runs of blocks of one width.
         let mut stage_of: Vec<usize> = vec![];
-        for (k, b) in self.blocks.iter().enumerate() {
+        for b in &self.blocks {
             let s = match stage_of.last() {
-                Some(&s) if b.stride == 1 || k == 0 => s,
+                Some(&s) if b.stride == 1 => s,
                 Some(&s) => s + 1,
                 None => 0,
             };
@@ -225,6 +225,6 @@ impl<B: Backend> ResNet<B> {
 impl<B: burn::tensor::backend::AutodiffBackend> ResNet<B> {
     /// Sum of |gradient| of the first layer's weight (tests).
     pub(super) fn first_weight_grad(&self, grads: &B::Gradients) -> f64 {
-        super::test_util::grad_abs_sum(&self.conv.weight, grads)
+        crate::kernels::test_util::grad_abs_sum(&self.conv.weight, grads)
     }
 }

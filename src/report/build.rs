@@ -46,12 +46,32 @@ fn band(runs: &[&RunData], label: &str, f: &dyn Fn(&RunData, usize) -> Option<f6
 
 /// Build the report of the study in `dir`; returns the summary.
 pub fn build_report(dir: &Path) -> Result<Summary> {
-    let study = StudyConfig::from_file(&dir.join(STUDY_FILE)).ok();
+    // The study's variants name its runs; without a readable study.toml the
+    // report still works, grouping runs by head and features, and says so.
+    let study_path = dir.join(STUDY_FILE);
+    let study = if study_path.exists() {
+        match StudyConfig::from_file(&study_path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("warning: {e:#}; runs are grouped by head and features instead");
+                None
+            }
+        }
+    } else {
+        None
+    };
     // Run directory name -> variant, and the variants in study order.
-    let specs = study
-        .as_ref()
-        .and_then(|s| s.runs(dir).ok())
-        .unwrap_or_default();
+    let specs = match study.as_ref().map(|s| s.runs(dir)) {
+        Some(Ok(specs)) => specs,
+        Some(Err(e)) => {
+            eprintln!(
+                "warning: {}: {e:#}; runs are grouped by head and features instead",
+                study_path.display()
+            );
+            vec![]
+        }
+        None => vec![],
+    };
     let variant_of = |d: &Path| -> Option<String> {
         let name = d.file_name()?.to_string_lossy().into_owned();
         specs
@@ -259,7 +279,7 @@ pub fn build_report(dir: &Path) -> Result<Summary> {
 }
 
 /// Scale of the run's head from its last probe (cosine heads), and its bias.
-fn head_geometry(run: &RunData) -> (Option<f64>, Option<Vec<f64>>) {
+fn head_geometry(run: &RunData) -> Result<(Option<f64>, Option<Vec<f64>>)> {
     let scale = run
         .probe
         .last()
@@ -268,27 +288,31 @@ fn head_geometry(run: &RunData) -> (Option<f64>, Option<Vec<f64>>) {
             HeadForm::Cosine { scale } => Some(scale),
             HeadForm::Linear => None,
         });
-    let bias = read_vector(&run.dir.join(run_dir::BIAS), "bias").ok();
-    (scale, if scale.is_some() { None } else { bias })
+    let path = run.dir.join(run_dir::BIAS);
+    let bias = if scale.is_none() && path.exists() {
+        Some(read_vector(&path, "bias")?)
+    } else {
+        None
+    };
+    Ok((scale, bias))
 }
 
 fn landscape_figure(run: &RunData, figdir: &Path, stem: &str) -> Result<Option<String>> {
-    let Ok((w, c, d)) = MatrixReader::open(&run.dir.join(run_dir::CLASS_WEIGHTS), "class weights")
-        .and_then(|r| r.read_all())
-    else {
-        return Ok(None);
-    };
-    let Ok(weights) = Matrix::new(c, d, w) else {
-        return Ok(None);
-    };
-    let (scale, bias) = head_geometry(run);
+    let (w, c, d) =
+        MatrixReader::open(&run.dir.join(run_dir::CLASS_WEIGHTS), "class weights")?.read_all()?;
+    let weights = Matrix::new(c, d, w)?;
+    let (scale, bias) = head_geometry(run)?;
     let grid = LandscapeGrid {
         radii: 30,
         angles: 120,
         ..Default::default()
     };
-    let Ok((l, towards)) = class_landscape(&weights, bias.as_deref(), scale, 0, None, grid) else {
-        return Ok(None);
+    let (l, towards) = match class_landscape(&weights, bias.as_deref(), scale, 0, None, grid) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("warning: {}: no landscape figure ({e:#})", run.name);
+            return Ok(None);
+        }
     };
     let fig = LandscapeFigure {
         landscape: &l,

@@ -84,10 +84,11 @@ fn main_row(v: &VariantSummary, groups: usize) -> Vec<String> {
             "{}/{}{}",
             v.converged_runs,
             v.runs,
-            if v.diverged > 0 {
-                format!(" ({} diverged)", v.diverged)
-            } else {
-                String::new()
+            match (v.diverged, v.failed) {
+                (0, 0) => String::new(),
+                (d, 0) => format!(" ({d} diverged)"),
+                (0, f) => format!(" ({f} failed)"),
+                (d, f) => format!(" ({d} diverged, {f} failed)"),
             }
         ),
         ci(&v.tail_std, 100.0, 2),
@@ -345,7 +346,11 @@ pub fn page(s: &Summary, runs: &[RunData], figdir: &Path) -> Result<String> {
                 .map(|m| format!("{:.2}%", 100.0 * m.test_acc))
                 .unwrap_or_else(|| "n/a".into()),
             esc(&r.convergence_words()),
-            esc(r.diverged.as_deref().unwrap_or("ok"))
+            esc(&match (&r.diverged, &r.failed) {
+                (Some(d), _) => d.clone(),
+                (None, Some(f)) => format!("failed: {f}"),
+                (None, None) => "ok".into(),
+            })
         );
     }
     o.push_str("</table>\n");

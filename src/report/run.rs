@@ -114,10 +114,15 @@ pub fn learnable(head: &str) -> bool {
     HeadKind::parse(head).is_none_or(|k| k.desc().learned)
 }
 
-fn conditions(dir: &Path, head: &str) -> Option<Conditions> {
-    let (w, c, d) = MatrixReader::open(&dir.join(run_dir::CLASS_WEIGHTS), "class weights")
-        .and_then(|r| r.read_all())
-        .ok()?;
+/// The conditions of the run's final weights: `None` without
+/// `class_weights.npy` or where they are undefined (all-zero weights); an
+/// unreadable file is an error naming it.
+fn conditions(dir: &Path, head: &str) -> Result<Option<Conditions>> {
+    let path = dir.join(run_dir::CLASS_WEIGHTS);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let (w, c, d) = MatrixReader::open(&path, "class weights")?.read_all()?;
     let mut rows: Vec<Vec<f64>> = w.chunks(d.max(1)).take(c).map(|r| r.to_vec()).collect();
     if cosine_head(head) {
         for r in &mut rows {
@@ -127,13 +132,14 @@ fn conditions(dir: &Path, head: &str) -> Option<Conditions> {
             }
         }
     }
-    let m = Matrix::from_rows(&rows).ok()?;
-    let s = crate::geometry::collapse::symmetry(&m).ok()?;
-    Some(Conditions {
-        unit_norm_dev: s.unit_norm_dev,
-        mean_weight_norm: s.mean_weight_norm,
-        coplanarity: s.coplanarity,
-    })
+    let m = Matrix::from_rows(&rows)?;
+    Ok(crate::geometry::collapse::symmetry(&m)
+        .ok()
+        .map(|s| Conditions {
+            unit_norm_dev: s.unit_norm_dev,
+            mean_weight_norm: s.mean_weight_norm,
+            coplanarity: s.coplanarity,
+        }))
 }
 
 /// Read a run directory (None when it has no config yet). `variant` names
@@ -163,7 +169,7 @@ pub fn load_run(dir: &Path, variant: Option<&str>) -> Result<Option<RunData>> {
         name,
         variant,
         dir: dir.to_path_buf(),
-        conditions: conditions(dir, &config.head),
+        conditions: conditions(dir, &config.head)?,
         config,
         history,
         probe,

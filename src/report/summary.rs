@@ -289,7 +289,7 @@ fn pct(v: f64) -> String {
 pub fn verdict(variants: &[VariantSummary]) -> Vec<String> {
     let mut out = vec![];
     for v in variants {
-        if v.converged_runs < v.runs - v.diverged - v.failed {
+        if v.converged_runs < v.runs.saturating_sub(v.diverged + v.failed) {
             out.push(format!(
                 "[{}] {}: {} of {} runs converged ({}); its stability figures use converged runs only.",
                 v.group,

@@ -26,6 +26,18 @@ pub struct EpochMetrics {
     pub seconds: f64,
     /// Training images per second.
     pub images_per_s: f64,
+    /// Mean over the epoch's steps of the regulariser's term (`reg_weight`
+    /// times its sum over layers); only with a regulariser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reg_loss: Option<f64>,
+    /// Share of the backbone's conv/linear weights below 1 % of their
+    /// layer's largest magnitude, after the epoch; only with a regulariser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparsity: Option<f64>,
+    /// Entropy (bits per weight) of the other weights, each layer's on 255
+    /// bins over `[-M, M]`; only with a regulariser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_entropy: Option<f64>,
 }
 
 /// The test accuracy of every epoch of `history`.

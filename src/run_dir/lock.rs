@@ -6,7 +6,7 @@
 //! opened it) and holds the last holder's pid, host and start time, which
 //! the error of a second process quotes.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -19,6 +19,21 @@ pub const LOCK: &str = ".symfeat.lock";
 pub struct DirLock {
     _file: File,
     dir: PathBuf,
+}
+
+/// Another process (or another lock of this one) holds the directory: a
+/// typed error, so that a study can skip a run someone else is training.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{} is being written by another symfeat process ({holder}); wait for it to end, \
+     or choose another --out",
+    dir.display()
+)]
+pub struct Locked {
+    /// The directory.
+    pub dir: PathBuf,
+    /// What its lock file says about the holder.
+    pub holder: String,
 }
 
 impl DirLock {
@@ -62,17 +77,24 @@ pub fn lock(dir: &Path, what: &str) -> Result<DirLock> {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            bail!(
-                "{} is being written by another symfeat process ({}); wait for it to end, \
-                 or choose another --out",
-                dir.display(),
-                if holder.is_empty() {
-                    "holder unknown"
-                } else {
-                    holder
-                }
+            let holder = match file.read_to_string(&mut holder) {
+                Ok(_) if !holder.trim().is_empty() => holder.trim().to_string(),
+                Ok(_) => "holder unknown".into(),
+                Err(e) => format!("holder unreadable: {e}"),
+            };
+            return Err(Locked {
+                dir: dir.to_path_buf(),
+                holder,
+            }
+            .into());
+        }
+        // A file system without locks (some network or FUSE mounts): say
+        // so and go on unlocked rather than refuse to work there.
+        Err(TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+            eprintln!(
+                "warning: {} cannot be locked on this file system ({e}); two processes on it \
+                 would not be kept apart",
+                dir.display()
             );
         }
         Err(TryLockError::Error(e)) => {
@@ -100,7 +122,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let first = lock(d.path(), "run").unwrap();
         assert_eq!(first.dir(), d.path());
-        let e = lock(d.path(), "run").unwrap_err().to_string();
+        let err = lock(d.path(), "run").unwrap_err();
+        assert!(err.downcast_ref::<Locked>().is_some());
+        let e = err.to_string();
         assert!(e.contains(&d.path().display().to_string()), "{e}");
         assert!(
             e.contains(&format!("run pid {}", std::process::id())),

@@ -13,7 +13,7 @@ mod lock;
 
 pub use checkpoint::{Checkpoint, CheckpointState};
 pub use lines::{EpochMetrics, ProbeAnalysis, ProbeLine, read_jsonl, test_accs, write_jsonl};
-pub use lock::{DirLock, LOCK, lock};
+pub use lock::{DirLock, LOCK, Locked, lock};
 
 use crate::train::TrainConfig;
 use anyhow::Result;
@@ -89,7 +89,14 @@ pub fn write_marker(dir: &Path, marker: &str, message: &str) -> Result<()> {
 /// The message of a run's end marker, if it has one (a marker that is not
 /// the JSON object [`write_marker`] writes is quoted as it is).
 pub fn read_marker(dir: &Path, marker: &str) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(marker)).ok()?;
+    let path = dir.join(marker);
+    if !path.exists() {
+        return None;
+    }
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => return Some(format!("{} is unreadable: {e}", path.display())),
+    };
     #[derive(serde::Deserialize)]
     struct Marker {
         error: String,
@@ -150,8 +157,10 @@ impl RunFiles {
 pub enum RunStatus {
     /// Nothing there yet.
     New,
-    /// A checkpoint with this many of the epochs (0: unreadable).
+    /// A checkpoint with this many of the epochs.
     Partial(usize),
+    /// A checkpoint that cannot be read (the error): never deleted.
+    Unreadable(String),
     /// Every epoch (or its plateau and annealing) done and the final files written.
     Finished,
     /// Stopped with a non-finite loss (see `diverged.json`).
@@ -182,7 +191,7 @@ pub fn run_status(dir: &Path, config: &TrainConfig) -> RunStatus {
             RunStatus::Finished
         }
         Ok(c) => RunStatus::Partial(c.state.epochs_done),
-        Err(_) => RunStatus::Partial(0),
+        Err(e) => RunStatus::Unreadable(format!("{e:#}")),
     }
 }
 
@@ -190,11 +199,17 @@ pub fn run_status(dir: &Path, config: &TrainConfig) -> RunStatus {
 pub fn study_run_dirs(study: &Path) -> Result<Vec<PathBuf>> {
     use anyhow::Context;
     let runs = study.join(STUDY_RUNS);
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&runs)
+    let mut dirs: Vec<PathBuf> = vec![];
+    for e in std::fs::read_dir(&runs)
         .with_context(|| format!("{} has no runs/ directory (not a study?)", study.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
+    {
+        let p = e
+            .with_context(|| format!("cannot list {}", runs.display()))?
+            .path();
+        if p.is_dir() {
+            dirs.push(p);
+        }
+    }
     dirs.sort();
     Ok(dirs)
 }
@@ -232,5 +247,33 @@ mod tests {
         assert_eq!(serde_json::to_string(&p).unwrap(), skipped);
         let bad = r#"{"epoch":1,"split":"test","analysis":{"mean_angle_w_mean_deg":3}}"#;
         assert!(serde_json::from_str::<ProbeLine>(bad).is_err());
+    }
+
+    /// Review of #15: serde_json writes a NaN as `null`; a probe line (and
+    /// so a checkpoint) with an undefined angle must read back, as NaN.
+    #[test]
+    fn a_probe_line_with_a_nan_reads_back() {
+        let mut a = crate::analyze::analyze_arrays(
+            &[1.0, 0.1, 0.9, 0.0, 0.1, 1.0, 0.0, 0.9],
+            &[0, 0, 1, 1],
+            &[1.0, 0.0, 0.0, 1.0],
+            2,
+            None,
+            Some(16.0),
+        )
+        .unwrap();
+        a.classes[0].angle_w_mean_deg = f64::NAN;
+        a.nc.nc1 = f64::NAN;
+        let line = ProbeLine {
+            epoch: 1,
+            split: "test".into(),
+            analysis: ProbeAnalysis::Measured(Box::new(a)),
+        };
+        let text = serde_json::to_string(&line).unwrap();
+        assert!(text.contains("\"angle_w_mean_deg\":null"), "{text}");
+        let back: ProbeLine = serde_json::from_str(&text).unwrap();
+        let b = back.analysis().unwrap();
+        assert!(b.classes[0].angle_w_mean_deg.is_nan() && b.nc.nc1.is_nan());
+        assert_eq!(b.classes[1], line.analysis().unwrap().classes[1]);
     }
 }

@@ -11,7 +11,8 @@
 //! name = "symmetrical-bn"        # [a-z0-9_-], unique
 //! head = "symmetrical"
 //! head_params = { init = "uniform" }
-//! train = { feature_act = "bn" } # any `symfeat train` option but head, seed, out
+//! train = { feature_act = "bn" } # any `symfeat train` option but head, head_params,
+//!                                # seed, out, dataset, net, export_features (the grid's)
 //! nets = ["cnn"]                 # optional, default: train.net
 //! datasets = ["fashion-mnist"]   # optional, default: train.dataset
 //! [train]                        # any `symfeat train` option (TrainConfig)
@@ -25,15 +26,18 @@
 //! finished when its checkpoint holds every epoch (or its curve has
 //! plateaued, with `plateau_window`) and its final files exist; then it is
 //! skipped. A run with a partial checkpoint is resumed. A run
-//! that diverges leaves `diverged.json` and the grid goes on.
+//! that diverges leaves `diverged.json` and the grid goes on; a run that
+//! fails otherwise leaves `failed.json` (the grid goes on, the next study
+//! retries it). The study locks its directory, and each run's directory
+//! while it looks at and trains it: a run another process holds is skipped.
 
-use crate::run_dir::{self, DIVERGED, FAILED, RunStatus, STUDY_FILE, run_status};
-use crate::train::{TrainConfig, train};
+use crate::run_dir::{self, DIVERGED, FAILED, Locked, RunStatus, STUDY_FILE, run_status};
+use crate::train::{TrainConfig, train_locked};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A study: the grid axes and the shared training options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,7 +142,6 @@ pub struct RunSpec {
     pub config: TrainConfig,
 }
 
-/// Where a run stands.
 impl StudyConfig {
     /// Read `study.toml`; unknown keys are errors naming the file.
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -277,10 +280,24 @@ pub fn run_study(study: &StudyConfig, out: &Path) -> Result<StudyOutcome> {
     let mut failed = vec![];
     for (k, run) in runs.iter().enumerate() {
         let dir = &run.config.out;
-        let mut status = run_status(dir, &run.config);
         bar.set_message(run.name.clone());
         let line =
             |what: &str| bar.suspend(|| eprintln!("[{}/{total}] {}: {what}", k + 1, run.name));
+        // The run is locked before the study looks at it: a run another
+        // process is training is skipped, never marked or touched.
+        let lock = std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create run directory {}", dir.display()))
+            .and_then(|()| run_dir::lock(dir, "run"));
+        let lock = match lock {
+            Ok(l) => l,
+            Err(e) if e.downcast_ref::<Locked>().is_some() => {
+                line(&format!("{e:#}; skipped"));
+                bar.inc(1);
+                continue;
+            }
+            Err(e) => return Err(e.context(format!("study run {}", run.name))),
+        };
+        let mut status = run_status(dir, &run.config);
         if status == RunStatus::Failed {
             // Retried: the error may have been the machine's (disk, memory).
             std::fs::remove_file(dir.join(FAILED))
@@ -288,47 +305,51 @@ pub fn run_study(study: &StudyConfig, out: &Path) -> Result<StudyOutcome> {
             status = run_status(dir, &run.config);
             line("failed earlier, retrying");
         }
-        match status {
-            RunStatus::Finished => line("finished earlier, skipped"),
-            RunStatus::Diverged => line("diverged earlier, skipped"),
+        let result = match status {
+            RunStatus::Finished => {
+                line("finished earlier, skipped");
+                None
+            }
+            RunStatus::Diverged => {
+                line("diverged earlier, skipped");
+                None
+            }
+            RunStatus::Unreadable(e) => Some(Err(anyhow::anyhow!(
+                "{e}; the checkpoint is kept: move it away to start this run again"
+            ))),
             RunStatus::New | RunStatus::Partial(_) | RunStatus::Failed => {
-                let resume = matches!(status, RunStatus::Partial(n) if n > 0);
-                if matches!(status, RunStatus::Partial(0)) {
-                    // an unreadable checkpoint from a crash at the very start: start over
-                    let _ = std::fs::remove_file(dir.join(run_dir::CHECKPOINT));
-                }
+                let resume = matches!(status, RunStatus::Partial(_));
                 line(if resume { "resuming" } else { "training" });
-                let result = run.config.check().and_then(|valid| train(&valid, resume));
-                match result {
-                    Ok(h) => {
-                        let acc = h.history.last().map(|m| m.test_acc).unwrap_or(f64::NAN);
-                        line(&format!("test accuracy {:.2}%", 100.0 * acc));
-                    }
-                    Err(e) if e.downcast_ref::<crate::train::Diverged>().is_some() => {
-                        let msg = format!("{e:#}");
-                        run_dir::write_marker(dir, DIVERGED, &msg)?;
-                        line(&format!("DIVERGED: {msg}"));
-                    }
-                    Err(e) => {
-                        let msg = format!("{e:#}");
-                        if dir.is_dir() {
-                            run_dir::write_marker(dir, FAILED, &msg)?;
-                        }
-                        line(&format!("FAILED: {msg}"));
-                        failed.push((run.name.clone(), msg));
-                    }
-                }
+                Some(
+                    run.config
+                        .check()
+                        .and_then(|valid| train_locked(&valid, resume, &lock)),
+                )
+            }
+        };
+        match result {
+            None => {}
+            Some(Ok(h)) => {
+                let acc = h.history.last().map(|m| m.test_acc).unwrap_or(f64::NAN);
+                line(&format!("test accuracy {:.2}%", 100.0 * acc));
+            }
+            Some(Err(e)) if e.downcast_ref::<crate::train::Diverged>().is_some() => {
+                let msg = format!("{e:#}");
+                run_dir::write_marker(dir, DIVERGED, &msg)?;
+                line(&format!("DIVERGED: {msg}"));
+            }
+            Some(Err(e)) => {
+                let msg = format!("{e:#}");
+                run_dir::write_marker(dir, FAILED, &msg)?;
+                line(&format!("FAILED: {msg}"));
+                failed.push((run.name.clone(), msg));
             }
         }
+        drop(lock);
         bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(StudyOutcome { runs, failed })
-}
-
-/// The run directories of a finished or partial study.
-pub fn run_dirs(out: &Path) -> Result<Vec<PathBuf>> {
-    run_dir::study_run_dirs(out)
 }
 
 #[cfg(test)]

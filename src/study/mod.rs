@@ -5,4 +5,4 @@
 mod grid;
 pub mod stability;
 
-pub use grid::{RunSpec, StudyConfig, StudyOutcome, Variant, run_dirs, run_study};
+pub use grid::{RunSpec, StudyConfig, StudyOutcome, Variant, run_study};

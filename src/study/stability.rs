@@ -88,6 +88,9 @@ mod tests {
                 test_acc: a,
                 seconds: 1.0,
                 images_per_s: 1.0,
+                reg_loss: None,
+                sparsity: None,
+                weight_entropy: None,
             })
             .collect()
     }

@@ -166,6 +166,29 @@ where
     })
 }
 
+/// The model of checkpoint `ck` (read from `path`) loaded into `model`,
+/// built for `config` (the fit is checked first), for inference.
+pub fn load_model<B: Backend, M: Module<B>>(
+    ck: Checkpoint,
+    path: &Path,
+    config: &TrainConfig,
+    model: M,
+    device: &B::Device,
+) -> Result<M> {
+    let shapes = param_shapes(&model);
+    // Inference may use a model built without the center loss's centers:
+    // compare what both have.
+    check_fits(&ck.state, &shapes, config, path)?;
+    let rec = Rec::default();
+    let record = rec.load(ck.model, device).map_err(|e| {
+        anyhow!(
+            "checkpoint {}: the model record does not fit: {e}",
+            path.display()
+        )
+    })?;
+    Ok(model.load_record(record))
+}
+
 /// Resume from `ck` (read from `path`): check that it fits the model built
 /// for `config` (its parameter shapes `shapes`) and was written with the
 /// same seed, then load the model and optimiser records. Returns the

@@ -5,6 +5,7 @@
 //! so the trainer never sees a bad value.
 
 use super::Schedule;
+use super::regularizer::Regularizer;
 use crate::backend::DeviceChoice;
 use crate::data::DatasetKind;
 use crate::heads::{HeadKind, HeadSpec};
@@ -90,6 +91,17 @@ pub struct TrainConfig {
     /// After the plateau, train this many more epochs at lr x gamma, then stop
     /// (the final accuracy of a constant-rate run without its noise).
     pub plateau_anneal_epochs: usize,
+    /// Weight regulariser on the backbone's conv and linear weights: none,
+    /// l1 or compressibility (`train::regularizer`). Not written when none.
+    #[serde(skip_serializing_if = "is_none_word")]
+    pub regularizer: String,
+    /// Its weight lambda (default: the regulariser's, see the README).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reg_weight: Option<f64>,
+}
+
+fn is_none_word(s: &String) -> bool {
+    s == "none"
 }
 
 impl Default for TrainConfig {
@@ -127,6 +139,8 @@ impl Default for TrainConfig {
             plateau_window: 0,
             plateau_slope: 0.001,
             plateau_anneal_epochs: 0,
+            regularizer: "none".into(),
+            reg_weight: None,
         }
     }
 }
@@ -220,6 +234,8 @@ pub struct ValidTrainConfig {
     pub augment: bool,
     /// What the head sees.
     pub feature_act: FeatureAct,
+    /// The weight regulariser and its weight.
+    pub regularizer: (Regularizer, f64),
 }
 
 impl TrainConfig {
@@ -350,6 +366,21 @@ impl TrainConfig {
             bail!("threads must be at least 1");
         }
         let device = DeviceChoice::parse(&self.device)?;
+        let Some(reg) = Regularizer::parse(&self.regularizer) else {
+            bail!(
+                "regularizer {:?}: expected none, l1 or compressibility",
+                self.regularizer
+            );
+        };
+        let reg_weight = self.reg_weight.unwrap_or(reg.default_weight());
+        if !(reg_weight.is_finite() && reg_weight >= 0.0) {
+            bail!("reg-weight = {reg_weight}: expected a finite number >= 0");
+        }
+        if reg == Regularizer::None && self.reg_weight.is_some_and(|w| w != 0.0) {
+            bail!(
+                "reg-weight = {reg_weight} without a regularizer: set --regularizer l1 or compressibility"
+            );
+        }
         let augment = self.augment.unwrap_or(matches!(
             dataset,
             DatasetKind::Cifar10 | DatasetKind::Cifar100
@@ -364,6 +395,7 @@ impl TrainConfig {
             device,
             augment,
             feature_act,
+            regularizer: (reg, reg_weight),
         })
     }
 }

@@ -35,6 +35,8 @@ struct Collector {
     /// Container types of the modules we are in.
     containers: Vec<String>,
     tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
+    /// The first tensor the device could not give back.
+    error: Option<String>,
 }
 
 impl<B: Backend> ModuleVisitor<B> for Collector {
@@ -65,7 +67,13 @@ impl<B: Backend> ModuleVisitor<B> for Collector {
             param.val()
         };
         let shape = t.dims().to_vec();
-        let values: Vec<f32> = t.into_data().convert::<f32>().to_vec().unwrap_or_default();
+        let values: Vec<f32> = match t.into_data().convert::<f32>().to_vec() {
+            Ok(v) => v,
+            Err(e) => {
+                self.error.get_or_insert(format!("{e:?}"));
+                vec![]
+            }
+        };
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         let name = if self.path.is_empty() {
             format!("param{}", self.tensors.len())
@@ -84,8 +92,15 @@ pub fn export_safetensors<B: Backend, M: Module<B>>(module: &M, path: &Path) -> 
         path: vec![],
         containers: vec![],
         tensors: vec![],
+        error: None,
     };
     module.visit(&mut c);
+    if let Some(e) = c.error {
+        anyhow::bail!(
+            "cannot read a parameter back from the device for {}: {e}",
+            path.display()
+        );
+    }
     let views = c
         .tensors
         .iter()

@@ -2,23 +2,24 @@
 //! and its seams (auxiliary losses, weight transforms), evaluation, the
 //! probe, checkpoints and exports.
 
-pub mod aux;
+pub mod aux_loss;
 mod checkpoint;
 mod config;
-mod eval;
+pub(crate) mod eval;
 mod export;
-mod model;
+pub(crate) mod model;
 mod optim;
-mod probe;
+pub(crate) mod probe;
+pub mod regularizer;
 mod run;
 mod schedule;
 
-pub use checkpoint::{check_fits, param_shapes};
+pub use checkpoint::{check_fits, load_model, param_shapes};
 pub use config::{
     Normalize, TrainConfig, ValidTrainConfig, de_head_params, head_param_word, parse_head_params,
 };
 pub use export::{export_safetensors, write_npy_f32, write_npy_i64};
 pub use model::Model;
 pub use optim::sgd;
-pub use run::{Diverged, TrainOutcome, train};
+pub use run::{Diverged, Prepared, TrainOutcome, prepare, train, train_locked};
 pub use schedule::Schedule;

@@ -4,7 +4,7 @@
 use super::config::ValidTrainConfig;
 use crate::heads::{CenterLoss, Head, HeadOps};
 use crate::nets::{Backbone, BatchNorm2d, Identity, NetSpec, WeightTransform};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::prelude::*;
 
 /// A backbone and a head: images `[B, Ch, H, W]` -> features `[B, D]` -> logits `[B, C]`.
@@ -67,17 +67,15 @@ pub(crate) fn build<B: Backend>(
 ) -> Result<Model<B>> {
     let raw = &cfg.raw;
     let d = spec.feature_dim();
-    let head = cfg.head.init::<B>(d, classes, device).map_err(|e| {
+    let head = cfg.head.init::<B>(d, classes, device).with_context(|| {
         let from = if cfg.net == crate::nets::NetKind::Lenet {
             ", set by --feature-dim"
         } else {
             ""
         };
-        anyhow::anyhow!(
-            "--head {} on net {} (D = {d}{from}) and {} (C = {classes}): {e}",
-            raw.head,
-            raw.net,
-            raw.dataset
+        format!(
+            "--head {} on net {} (D = {d}{from}) and {} (C = {classes})",
+            raw.head, raw.net, raw.dataset
         )
     })?;
     let center = cfg

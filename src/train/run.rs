@@ -4,21 +4,24 @@
 //! the end the final weights and the optional exports.
 //!
 //! The seams the compression systems plug into: auxiliary loss terms
-//! ([`super::aux`]), the weight transform every convolution and linear
+//! ([`super::aux_loss`]), the weight transform every convolution and linear
 //! layer reads through ([`crate::nets::WeightTransform`]).
 
-use super::aux::{self, AuxLoss};
+use super::aux_loss::{self, AuxLoss};
 use super::checkpoint::{capture, param_shapes, restore};
 use super::config::{Normalize, ValidTrainConfig};
 use super::eval::{batch_tensors, count_correct, evaluate, export_features};
 use super::export::export_safetensors;
 use super::model::{self, Model};
 use super::probe::probe_line;
+use super::regularizer::{Regularizer, weight_stats};
 use crate::backend::{BackendJob, run_on, set_threads};
 use crate::data::{self, Augment, ImageSet, Normalizer};
 use crate::heads::{HeadOps, cross_entropy};
 use crate::nets::{Identity, NetSpec, WeightTransform};
-use crate::run_dir::{self, Checkpoint, CheckpointState, EpochMetrics, test_accs, write_jsonl};
+use crate::run_dir::{
+    self, Checkpoint, CheckpointState, DirLock, EpochMetrics, test_accs, write_jsonl,
+};
 use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
@@ -64,7 +67,7 @@ pub struct TrainOutcome {
 /// The run directory is locked while the run writes it: a second process
 /// on the same `--out` fails at once, naming the holder.
 pub fn train(cfg: &ValidTrainConfig, resume: bool) -> Result<TrainOutcome> {
-    let out = cfg.raw.out.clone();
+    let out = &cfg.raw.out;
     let ckpt_path = out.join(run_dir::CHECKPOINT);
     if resume && !ckpt_path.exists() {
         bail!(
@@ -72,9 +75,31 @@ pub fn train(cfg: &ValidTrainConfig, resume: bool) -> Result<TrainOutcome> {
             ckpt_path.display()
         );
     }
-    std::fs::create_dir_all(&out)
+    std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
-    let _lock = run_dir::lock(&out, "run")?;
+    let lock = run_dir::lock(out, "run")?;
+    train_locked(cfg, resume, &lock)
+}
+
+/// [`train`] in a run directory the caller has locked (a study locks a run
+/// before it looks at its status). A finished run's `failed.json` of an
+/// earlier attempt is removed.
+pub fn train_locked(cfg: &ValidTrainConfig, resume: bool, lock: &DirLock) -> Result<TrainOutcome> {
+    let out = cfg.raw.out.clone();
+    if lock.dir() != out {
+        bail!(
+            "internal: the lock is on {}, the run is {}",
+            lock.dir().display(),
+            out.display()
+        );
+    }
+    let ckpt_path = out.join(run_dir::CHECKPOINT);
+    if resume && !ckpt_path.exists() {
+        bail!(
+            "--resume: no checkpoint at {}; start the run without --resume",
+            ckpt_path.display()
+        );
+    }
     let checkpoint = if resume {
         Some(Checkpoint::load(&ckpt_path)?)
     } else {
@@ -99,26 +124,12 @@ pub fn train(cfg: &ValidTrainConfig, resume: bool) -> Result<TrainOutcome> {
         crate::atomic::write(&out.join(run_dir::CONFIG), cfg.raw.to_toml()?.as_bytes())?;
     }
 
-    let (mut train_set, mut test_set) = data::load(cfg.dataset, cfg.raw.data.as_deref())?;
-    if let Some(n) = cfg.raw.train_limit {
-        train_set.truncate(n);
-    }
-    if let Some(n) = cfg.raw.test_limit {
-        test_set.truncate(n);
-    }
-    let norm = match cfg.normalize {
-        Normalize::Dataset => Normalizer::fit(&train_set),
-        Normalize::Half => Normalizer::half(train_set.channels),
-    };
-    let spec = NetSpec {
-        kind: cfg.net,
-        channels: train_set.channels,
-        height: train_set.height,
-        width: train_set.width,
-        lenet_dim: cfg.raw.feature_dim,
-        feature_act: cfg.feature_act,
-    };
-    spec.check().context("net")?;
+    let Prepared {
+        train_set,
+        test_set,
+        norm,
+        spec,
+    } = prepare(cfg)?;
     set_threads(cfg.raw.threads);
     eprintln!(
         "symfeat train: {} ({} train / {} test), net {}, head {}, {} epochs on {}",
@@ -140,7 +151,56 @@ pub fn train(cfg: &ValidTrainConfig, resume: bool) -> Result<TrainOutcome> {
         out: out.clone(),
     };
     let history = run_on(cfg.device, job)?;
+    let failed = out.join(run_dir::FAILED);
+    if failed.exists() {
+        std::fs::remove_file(&failed)
+            .with_context(|| format!("cannot remove {}", failed.display()))?;
+    }
     Ok(TrainOutcome { history, out })
+}
+
+/// What a run of a configuration trains and evaluates on: its data (cut
+/// to `train_limit` / `test_limit`), the normaliser fitted on its training
+/// set, and its backbone's spec.
+pub struct Prepared {
+    /// The training set.
+    pub train_set: ImageSet,
+    /// The test set.
+    pub test_set: ImageSet,
+    /// Input normalisation.
+    pub norm: Normalizer,
+    /// The backbone to build.
+    pub spec: NetSpec,
+}
+
+/// Load the data of `cfg` and check its images against the net.
+pub fn prepare(cfg: &ValidTrainConfig) -> Result<Prepared> {
+    let (mut train_set, mut test_set) = data::load(cfg.dataset, cfg.raw.data.as_deref())?;
+    if let Some(n) = cfg.raw.train_limit {
+        train_set.truncate(n);
+    }
+    if let Some(n) = cfg.raw.test_limit {
+        test_set.truncate(n);
+    }
+    let norm = match cfg.normalize {
+        Normalize::Dataset => Normalizer::fit(&train_set),
+        Normalize::Half => Normalizer::half(train_set.channels),
+    };
+    let spec = NetSpec {
+        kind: cfg.net,
+        channels: train_set.channels,
+        height: train_set.height,
+        width: train_set.width,
+        lenet_dim: cfg.raw.feature_dim,
+        feature_act: cfg.feature_act,
+    };
+    spec.check().context("net")?;
+    Ok(Prepared {
+        train_set,
+        test_set,
+        norm,
+        spec,
+    })
 }
 
 struct TrainJob<'a> {
@@ -181,6 +241,9 @@ struct EpochSums {
     loss: f64,
     correct: i64,
     lr: f64,
+    /// Per auxiliary term with a `log_key`: the sum of its values over steps.
+    logged: Vec<(&'static str, f64)>,
+    steps: usize,
 }
 
 impl<B: AutodiffBackend> Loop<'_, B> {
@@ -233,6 +296,13 @@ impl<B: AutodiffBackend> Loop<'_, B> {
             loss: 0.0,
             correct: 0,
             lr: raw.lr,
+            logged: self
+                .aux
+                .iter()
+                .filter_map(|t| t.log_key())
+                .map(|k| (k, 0.0))
+                .collect(),
+            steps: 0,
         };
         let mut buf = Vec::new();
         for (step, idx) in order.chunks(raw.batch).enumerate() {
@@ -261,8 +331,16 @@ impl<B: AutodiffBackend> Loop<'_, B> {
             // logits penalise the target and would understate it.
             let pred_logits = model.head.logits(features.clone().detach());
             let mut loss = cross_entropy(logits, y.clone());
+            let mut logged = sums.logged.iter_mut();
             for term in &self.aux {
-                loss = loss + term.loss(&model, &features, &y);
+                let t = term.loss(&model, &features, &y);
+                if term.log_key().is_some()
+                    && let Some(slot) = logged.next()
+                {
+                    let v: f32 = t.clone().into_scalar().elem();
+                    slot.1 += v as f64;
+                }
+                loss = loss + t;
             }
             let loss_value: f32 = loss.clone().into_scalar().elem();
             if !loss_value.is_finite() {
@@ -284,6 +362,7 @@ impl<B: AutodiffBackend> Loop<'_, B> {
             sums.loss += loss_value as f64 * idx.len() as f64;
             sums.correct += count_correct(pred_logits, y);
             sums.lr = lr;
+            sums.steps += 1;
             state.global_step += 1;
             bar.inc(1);
             if step % 20 == 0 {
@@ -330,7 +409,28 @@ impl<B: AutodiffBackend> Loop<'_, B> {
             test_acc: test_eval.acc,
             seconds: start.elapsed().as_secs_f64(),
             images_per_s: n as f64 / train_seconds.max(1e-9),
+            reg_loss: None,
+            sparsity: None,
+            weight_entropy: None,
         };
+        let mut m = m;
+        if self.cfg.regularizer.0 != Regularizer::None {
+            let (sparsity, entropy) = weight_stats(&valid)?;
+            m.sparsity = Some(sparsity);
+            m.weight_entropy = Some(entropy);
+            m.reg_loss = sums
+                .logged
+                .iter()
+                .find(|(k, _)| *k == "reg_loss")
+                .map(|(_, v)| v / sums.steps.max(1) as f64);
+            eprintln!(
+                "  {}: term {:.4}, sparsity {:.2}%, weight entropy {:.2} bits",
+                self.cfg.regularizer.0.name(),
+                m.reg_loss.unwrap_or(f64::NAN),
+                100.0 * sparsity,
+                entropy
+            );
+        }
         eprintln!(
             "epoch {:>3}/{}  lr {:.4}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%  {:.1}s ({:.0} img/s)",
             m.epoch,
@@ -421,7 +521,7 @@ impl BackendJob for TrainJob<'_> {
             test_set: &test_set,
             norm: &norm,
             classes,
-            aux: aux::for_model(&model),
+            aux: aux_loss::for_run(cfg, &model),
             // The stored weights; binary and fake-quantised training choose
             // their transforms here.
             transform: Box::new(Identity),

@@ -21,6 +21,12 @@ pub trait AuxLoss<B: AutodiffBackend> {
         labels: &Tensor<B, 1, Int>,
     ) -> Tensor<B, 1>;
 
+    /// The `metrics.jsonl` key under which the run logs the term's mean
+    /// over an epoch (default: not logged).
+    fn log_key(&self) -> Option<&'static str> {
+        None
+    }
+
     /// After the optimiser step of this batch (default: nothing).
     fn after_step(
         &self,
@@ -67,11 +73,19 @@ impl<B: AutodiffBackend> AuxLoss<B> for CenterTerm {
     }
 }
 
-/// The auxiliary terms of a run whose model is `model`.
-pub fn for_model<B: AutodiffBackend>(model: &Model<B>) -> Vec<Box<dyn AuxLoss<B>>> {
+/// The auxiliary terms of a run of `cfg` whose model is `model`: the
+/// center loss of `--head center`, the weight regulariser.
+pub fn for_run<B: AutodiffBackend>(
+    cfg: &super::ValidTrainConfig,
+    model: &Model<B>,
+) -> Vec<Box<dyn AuxLoss<B>>> {
     let mut terms: Vec<Box<dyn AuxLoss<B>>> = vec![];
     if model.center.is_some() {
         terms.push(Box::new(CenterTerm));
+    }
+    let (kind, weight) = cfg.regularizer;
+    if kind != super::regularizer::Regularizer::None {
+        terms.push(Box::new(super::regularizer::RegTerm { kind, weight }));
     }
     terms
 }
