@@ -797,6 +797,10 @@ fn train_cases(t: &mut Table) {
         ("train_augment_not_bool", &["--augment", "yes"], &["--augment", "invalid value 'yes'"]),
         ("train_resume_without_checkpoint", &["--resume"], &["--resume", "no checkpoint", "without --resume"]),
         ("train_unknown_feature_act", &["--feature-act", "tanh"], &["feature-act \"tanh\"", "relu, linear, bn"]),
+        ("train_unknown_regularizer", &["--regularizer", "lasso"], &["regularizer \"lasso\"", "none, l1 or compressibility"]),
+        ("train_reg_weight_negative", &["--regularizer", "l1", "--reg-weight", "-1"], &["reg-weight = -1", ">= 0"]),
+        ("train_reg_weight_nan", &["--regularizer", "compressibility", "--reg-weight", "NaN"], &["reg-weight = NaN", "finite"]),
+        ("train_reg_weight_without_regularizer", &["--reg-weight", "0.1"], &["reg-weight = 0.1", "without a regularizer"]),
         ("train_plateau_window_two", &["--plateau-window", "2"], &["plateau-window = 2", "at least 3"]),
         ("train_plateau_slope_negative", &["--plateau-slope", "-0.1"], &["plateau-slope = -0.1", ">= 0"]),
         ("train_plateau_slope_nan", &["--plateau-slope", "NaN"], &["plateau-slope = NaN", "finite"]),
@@ -807,7 +811,8 @@ fn train_cases(t: &mut Table) {
             &["lambda = 0", "anneal = 1", "contradict"]),
     ];
     // Options checked before anything is written: no run directory appears.
-    for name in ["train_unknown_feature_act", "train_plateau_window_two", "train_plateau_slope_negative",
+    for name in ["train_unknown_feature_act", "train_unknown_regularizer", "train_reg_weight_negative",
+                 "train_plateau_window_two", "train_plateau_slope_negative",
                  "train_symmetrical_unknown_init", "train_sphereface_lambda_with_anneal"] {
         t.absent.push(t.root.path().join(name));
     }
@@ -966,6 +971,21 @@ fn study_cases(t: &mut Table) {
     t.add("report_foreign_label_outside", args!["report", d], &["labels.npy", "label 9", "outside the 4 classes"]);
     t.add("reproduce_unknown_protocol", args!["reproduce", "--protocol", "full", "--print-config"],
         &["--protocol \"full\"", "quick, long or paper"]);
+
+    // quantize: what is not a trained run, and options out of range; nothing is written.
+    let q_empty = t.dir("quantize_not_a_run");
+    t.add("quantize_not_a_run", args!["quantize", q_empty], &["quantize_not_a_run", "not a run directory", "config.toml"]);
+    let q_nomodel = t.dir("quantize_no_model");
+    put(&q_nomodel, "config.toml", "net = \"mlp\"\n");
+    t.add("quantize_no_model", args!["quantize", q_nomodel], &["quantize_no_model", "no model", "checkpoint.bin"]);
+    t.absent.push(q_nomodel.join("quantize"));
+    t.add("quantize_unknown_scheme", args!["quantize", q_nomodel, "--schemes", "linear,log"], &["--schemes \"log\"", "linear or exponential"]);
+    t.add("quantize_bits_nine", args!["quantize", q_nomodel, "--bits", "4,9"], &["--bits 9", "1..=8"]);
+    t.add("quantize_bits_zero", args!["quantize", q_nomodel, "--bits", "0"], &["--bits 0", "1..=8"]);
+    t.add("quantize_zero_level_one_bit", args!["quantize", q_nomodel, "--zero-level", "--bits", "1,2"], &["--zero-level", "bits >= 2"]);
+    t.add("quantize_unknown_granularity", args!["quantize", q_nomodel, "--granularity", "block"], &["--granularity \"block\"", "layer or channel"]);
+    t.add("quantize_unknown_criterion", args!["quantize", q_nomodel, "--criterion", "kl"], &["--criterion \"kl\"", "mse or correlation"]);
+    t.add("quantize_load_not_safetensors", args!["quantize", q_nomodel, "--load", q_nomodel.join("config.toml")], &["no model"]);
 }
 
 // ---------------------------------------------------------------- the run

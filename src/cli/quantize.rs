@@ -43,6 +43,9 @@ pub struct QuantizeArgs {
     /// CPU threads.
     #[arg(long)]
     threads: Option<usize>,
+    /// Evaluate a model `--save` wrote (on the run's test set) instead.
+    #[arg(long, value_name = "FILE")]
+    load: Option<PathBuf>,
 }
 
 pub(super) fn quantize(a: QuantizeArgs) -> Result<ExitCode> {
@@ -73,6 +76,11 @@ pub(super) fn quantize(a: QuantizeArgs) -> Result<ExitCode> {
         bail!("--threads 0: expected at least 1");
     }
     set_threads(a.threads);
+    if let Some(file) = &a.load {
+        let m = crate::compress::quantize::evaluate_saved(&a.run, file)?;
+        println!("{}", serde_json::to_string(&m)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let opts = QuantizeOptions {
         out: a.out.clone().unwrap_or_else(|| default_out(&a.run)),
         run: a.run,

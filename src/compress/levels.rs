@@ -141,20 +141,24 @@ impl Levels {
         (0..self.magnitudes()).map(|k| self.level(g, k)).collect()
     }
 
-    /// The code of `|w|`: the nearest magnitude in `table` (ties to the
-    /// larger magnitude).
+    /// The code of `|w|`: the nearest magnitude in `table` (descending, as
+    /// [`Levels::table`] gives it; ties to the larger magnitude), by
+    /// bisection.
     pub fn code(table: &[f64], w: f64) -> usize {
         let a = w.abs();
-        let mut best = 0;
-        let mut dist = f64::INFINITY;
-        for (k, &m) in table.iter().enumerate() {
-            let d = (a - m).abs();
-            if d < dist {
-                best = k;
-                dist = d;
+        // First index whose magnitude is <= a.
+        let i = table.partition_point(|&m| m > a);
+        match i {
+            0 => 0,
+            _ if i == table.len() => i - 1,
+            _ => {
+                if a - table[i] < table[i - 1] - a {
+                    i
+                } else {
+                    i - 1
+                }
             }
         }
-        best
     }
 
     /// `Q(w)`: sign times the nearest magnitude.

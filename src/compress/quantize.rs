@@ -578,7 +578,139 @@ fn figure(r: &Results, out: &Path) -> Result<()> {
     png_and_svg(&out.join("accuracy_vs_bits"), (760, 460), &fig)
 }
 
+/// Evaluate the discretised model `file` (`--save`) on the run in `dir`:
+/// the run's model with every tensor of the file in place.
+pub fn evaluate_saved(dir: &Path, file: &Path) -> Result<Measured> {
+    let l = load_run(dir)?;
+    let saved = super::saved::load(file)?;
+    let model =
+        replace(l.model.clone(), &saved.values, &Default::default()).with_context(|| {
+            format!(
+                "{} does not fit the model of {}",
+                file.display(),
+                dir.display()
+            )
+        })?;
+    measure(&l, &model)
+}
+
 /// The default output directory of a run.
 pub fn default_out(run: &Path) -> PathBuf {
     run.join("quantize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(name: &str, shape: Vec<usize>, values: Vec<f32>, weight: bool) -> NamedTensor {
+        NamedTensor {
+            name: name.into(),
+            shape,
+            values,
+            weight,
+            column_channels: false,
+        }
+    }
+
+    fn opts() -> QuantizeOptions {
+        QuantizeOptions {
+            run: "run".into(),
+            out: "out".into(),
+            schemes: vec![Scheme::Linear],
+            bits: vec![4],
+            granularity: Granularity::Layer,
+            zero: false,
+            criterion: Criterion::Mse,
+            float_first: false,
+            float_last: false,
+            save: false,
+            command: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_first_and_last_layers_can_stay_float_and_none_left_is_an_error() {
+        let ts = vec![
+            tensor(
+                "net.Mlp.fc1.weight",
+                vec![2, 2],
+                vec![0.1, -0.2, 0.3, 0.4],
+                true,
+            ),
+            tensor("net.Mlp.fc1.bias", vec![2], vec![0.0, 0.1], false),
+            tensor(
+                "head.Softmax.linear.weight",
+                vec![2, 2],
+                vec![1.0, 0.5, -0.5, 0.2],
+                true,
+            ),
+        ];
+        let lv = Levels {
+            scheme: Scheme::Linear,
+            bits: 4,
+            zero: false,
+        };
+        let q = quantize(&ts, &opts(), lv).unwrap();
+        assert_eq!(q.tensors.len(), 2);
+        assert_eq!(q.float_values, 2);
+        let o = QuantizeOptions {
+            float_first: true,
+            float_last: true,
+            ..opts()
+        };
+        let e = quantize(&ts, &o, lv).unwrap_err().to_string();
+        assert!(e.contains("no tensor to quantise"), "{e}");
+        let only_last = QuantizeOptions {
+            float_first: true,
+            ..opts()
+        };
+        let q = quantize(&ts, &only_last, lv).unwrap();
+        assert_eq!(q.tensors[0].name, "head.Softmax.linear.weight");
+    }
+
+    #[test]
+    fn a_non_finite_weight_is_an_error_naming_the_tensor() {
+        let ts = vec![tensor(
+            "net.Cnn.conv1.weight",
+            vec![1, 2],
+            vec![0.1, f32::NAN],
+            true,
+        )];
+        let e = check_finite(&ts, Path::new("runs/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("net.Cnn.conv1.weight") && e.contains("index 1"),
+            "{e}"
+        );
+    }
+
+    /// Per-channel scales: each output channel gets its own M (columns of a
+    /// linear layer's `[in, out]`).
+    #[test]
+    fn channel_groups_follow_the_storage_layout() {
+        let mut t = tensor(
+            "fc.weight",
+            vec![2, 3],
+            vec![1.0, 2.0, 3.0, -4.0, 5.0, 6.0],
+            true,
+        );
+        t.column_channels = true;
+        let lv = Levels {
+            scheme: Scheme::Linear,
+            bits: 8,
+            zero: false,
+        };
+        let q = quantize_tensor(&t, &lv, Granularity::Channel, Criterion::Mse);
+        let scales: Vec<f64> = q.groups.iter().map(|g| g.scale).collect();
+        assert_eq!(scales, vec![4.0, 5.0, 6.0]);
+        // Each channel's largest weight is its level M exactly (sign kept).
+        let v = q.values(&lv);
+        assert_eq!((v[3], v[4], v[5]), (-4.0, 5.0, 6.0));
+        t.column_channels = false;
+        let q = quantize_tensor(&t, &lv, Granularity::Channel, Criterion::Mse);
+        let scales: Vec<f64> = q.groups.iter().map(|g| g.scale).collect();
+        assert_eq!(scales, vec![3.0, 6.0]);
+    }
 }

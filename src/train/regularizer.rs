@@ -69,9 +69,9 @@ impl Regularizer {
 }
 
 /// Default weight of `l1`.
-pub const L1_DEFAULT: f64 = 1e-5;
+pub const L1_DEFAULT: f64 = 5e-5;
 /// Default weight of `compressibility`.
-pub const COMPRESSIBILITY_DEFAULT: f64 = 1e-4;
+pub const COMPRESSIBILITY_DEFAULT: f64 = 1e-3;
 
 /// Added to `sum w^2` under the square root of `|w|_2`.
 pub const L2_EPS: f64 = 1e-12;
