@@ -74,8 +74,14 @@ impl<B: Backend> ModuleVisitor<B> for Collect {
             .map(|p| p.0.as_str())
             .collect::<Vec<_>>()
             .join(".");
-        let parent = self.path.iter().rev().nth(1).map(|p| p.1.as_str());
-        let in_linear = parent == Some("Struct:Linear");
+        // The Linear module is the innermost container, or the one above
+        // when burn enters the parameter field itself (as `export` does).
+        let in_linear = self
+            .path
+            .iter()
+            .rev()
+            .take(2)
+            .any(|p| p.1 == "Struct:Linear");
         let t = param.val();
         let shape = t.dims().to_vec();
         let values = match t.into_data().convert::<f32>().to_vec::<f32>() {
@@ -157,15 +163,21 @@ pub fn replace<B: Backend, M: Module<B>>(
     };
     let out = module.map(&mut r);
     if r.replaced != values.len() {
-        let have: Vec<String> = collect(&out)?.into_iter().map(|t| t.name).collect();
-        let missing = values
-            .keys()
-            .find(|k| !have.contains(k))
-            .cloned()
-            .unwrap_or_default();
-        return Err(anyhow!(
-            "tensor {missing:?} is not in this model (or has another size)"
-        ));
+        let have = collect(&out)?;
+        for (name, v) in values {
+            match have.iter().find(|t| &t.name == name) {
+                None => return Err(anyhow!("tensor {name:?} is not in this model")),
+                Some(t) if t.values.len() != v.len() => {
+                    return Err(anyhow!(
+                        "tensor {name:?} has {} values, the model's {}",
+                        v.len(),
+                        t.values.len()
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        return Err(anyhow!("a tensor name occurs twice in the model"));
     }
     Ok(out)
 }

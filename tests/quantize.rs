@@ -81,6 +81,14 @@ fn quantize_writes_results_cards_figure_and_models_that_reload_to_the_same_accur
         let bits = row["bits"].as_u64().unwrap() as usize;
         let n = row["quantized_weights"].as_u64().unwrap() as usize;
         assert_eq!(row["code_bits"].as_u64().unwrap() as usize, bits * n);
+        let stored = row["stored_bits"].as_u64().unwrap();
+        assert_eq!(
+            stored,
+            row["code_bits"]
+                .as_u64()
+                .unwrap()
+                .min(row["coded_bits"].as_u64().unwrap())
+        );
         // The card, Markdown and JSON, with every field.
         let card = row["card"].as_str().unwrap();
         let md = std::fs::read_to_string(out.join(card)).unwrap();
@@ -138,6 +146,29 @@ fn quantize_writes_results_cards_figure_and_models_that_reload_to_the_same_accur
     for f in ["accuracy_vs_bits.png", "accuracy_vs_bits.svg"] {
         assert!(out.join(f).exists(), "{f}");
     }
+    // Per output channel: one scale per column of each linear layer's
+    // [in, out] weight (fc1 256, fc2 128, the softmax head 10), not per row.
+    let ch = dir.path().join("channel");
+    let o = symfeat()
+        .arg("quantize")
+        .arg(&run)
+        .args([
+            "--schemes",
+            "linear",
+            "--bits",
+            "4",
+            "--granularity",
+            "channel",
+            "--threads",
+            "1",
+            "--out",
+        ])
+        .arg(&ch)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = json(&ch.join("results.json"));
+    assert_eq!(r["results"][0]["level_bits"], 32 * (256 + 128 + 10));
 }
 
 #[test]

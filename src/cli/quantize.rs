@@ -69,7 +69,10 @@ pub(super) fn quantize(a: QuantizeArgs) -> Result<ExitCode> {
     if let Some(b) = a.bits.iter().find(|b| !(1..=8).contains(*b)) {
         bail!("--bits {b}: expected bit widths in 1..=8 (the sign bit included)");
     }
-    if a.zero_level && a.bits.contains(&1) {
+    let mut bits = a.bits.clone();
+    bits.sort_unstable();
+    bits.dedup();
+    if a.zero_level && bits.contains(&1) {
         bail!("--zero-level needs bits >= 2 (1 bit is sign x M); drop 1 from --bits");
     }
     if let Some(0) = a.threads {
@@ -85,7 +88,7 @@ pub(super) fn quantize(a: QuantizeArgs) -> Result<ExitCode> {
         out: a.out.clone().unwrap_or_else(|| default_out(&a.run)),
         run: a.run,
         schemes,
-        bits: a.bits,
+        bits,
         granularity,
         zero: a.zero_level,
         criterion,

@@ -121,13 +121,12 @@ pub fn card_for(
 ) -> Card {
     let lv = q.levels;
     let k = lv.magnitudes();
-    let zero = if lv.zero { " plus a zero level" } else { "" };
     let level_set = match lv.scheme {
         _ if lv.bits == 1 => "sign(w) M (1 bit: one magnitude)".to_string(),
         Scheme::Linear => format!(
-            "linear: sign(w) x one of {k} magnitudes {}, M = max |w| of the group{zero}; nearest level",
+            "linear: sign(w) x one of {k} magnitudes {}, M = max |w| of the group; nearest level",
             if lv.zero {
-                "M j/(K-1), j = 0..K-1"
+                "M j/(K-1), j = 0..K-1 (j = 0: the zero level)"
             } else {
                 "M (j+1)/K, j = 0..K-1"
             }
@@ -142,7 +141,7 @@ pub fn card_for(
         ),
     };
     let level_parameters = match lv.scheme {
-        Scheme::Exponential if lv.bits > 1 => format!(
+        Scheme::Exponential if lv.has_q() => format!(
             "M = max |w| per group; q per group by a 64-point grid on [0.05, 0.995] refined by golden section, criterion {} (mean q {:.4})",
             opts.criterion.name(),
             {
@@ -201,7 +200,7 @@ pub fn card_for(
         calibration_data: "none: weight-only quantisation, no data is used to choose the levels".into(),
         training: "post-training, no retraining or fine-tuning".into(),
         tensors: format!(
-            "{} quantised ({}); {} values left float32 (biases, normalisation, rank-1 parameters{})",
+            "{} quantised ({}); {} values left float32 (biases, normalisation, rank-1 parameters{}; the center loss's centers, not used at inference, are not counted)",
             quantized.len(),
             quantized.join(", "),
             q.float_values,
@@ -226,11 +225,12 @@ pub fn card_for(
             geometry(measured)
         ),
         size: format!(
-            "{} quantised weights: {} bits of codes, {} after DEFLATE (flate2, level 9; code entropy {:.3} bits/weight), {} bits of levels, {} bits float32; compression {:.2}x for the model, {:.2}x for the quantised weights, against float32",
+            "{} quantised weights: {} bits of packed codes, {} after DEFLATE (flate2, level 9; code entropy {:.3} bits/weight), stored as the smaller ({} bits), {} bits of levels, {} bits float32; compression {:.2}x for the model, {:.2}x for the quantised weights, against float32",
             sizes.quantized_weights,
             sizes.code_bits,
             sizes.coded_bits,
             sizes.code_entropy,
+            sizes.stored_bits,
             sizes.level_bits,
             sizes.float_bits,
             sizes.compression_ratio,

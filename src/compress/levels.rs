@@ -188,15 +188,19 @@ impl Levels {
         }
     }
 
+    /// Whether `q` is a parameter of this level set (exponential, with at
+    /// least two non-zero magnitudes): searched, stored, and counted.
+    pub fn has_q(&self) -> bool {
+        self.scheme == Scheme::Exponential && self.magnitudes() - usize::from(self.zero) >= 2
+    }
+
     /// The levels of `group`: `M = max |w|`, and for the exponential scheme
     /// the `q` of the search (see the module docs). An all-zero group gets
     /// `M = 0` (every code the largest level, 0).
     pub fn fit(&self, group: &[f64], criterion: Criterion) -> GroupLevels {
         let scale = group.iter().fold(0.0f64, |m, w| m.max(w.abs()));
         let mut g = GroupLevels { scale, q: 1.0 };
-        let searched = self.scheme == Scheme::Exponential
-            && scale > 0.0
-            && self.magnitudes() - usize::from(self.zero) >= 2;
+        let searched = self.has_q() && scale > 0.0;
         if !searched {
             return g;
         }

@@ -175,15 +175,19 @@ pub struct Sizes {
     pub coded_bits: usize,
     /// Zeroth-order entropy of the codes, bits per weight.
     pub code_entropy: f64,
+    /// Bits the codes are stored in: the smaller of the packed codes
+    /// (`code_bits`) and the DEFLATE stream (`coded_bits`; DEFLATE spends at
+    /// least a bit per literal, so for 1-2 bit codes packing wins).
+    pub stored_bits: usize,
     /// Bits of the level parameters (`M`, and `q` for the exponential
     /// scheme, float32 per group).
     pub level_bits: usize,
     /// Bits of the values left in float32.
     pub float_bits: usize,
-    /// float32 size of the whole model over its coded size
-    /// (`coded_bits + level_bits + float_bits`).
+    /// float32 size of the whole model over its stored size
+    /// (`stored_bits + level_bits + float_bits`).
     pub compression_ratio: f64,
-    /// float32 size of the quantised weights over `coded_bits + level_bits`.
+    /// float32 size of the quantised weights over `stored_bits + level_bits`.
     pub weights_compression_ratio: f64,
 }
 
@@ -196,25 +200,24 @@ impl Quantized {
             .flat_map(|t| t.codes.iter().copied())
             .collect();
         let coded_bits = 8 * coder::encode(&codes)?.len();
-        let per_group = if self.levels.scheme == Scheme::Exponential {
-            2
-        } else {
-            1
-        };
+        let per_group = if self.levels.has_q() { 2 } else { 1 };
         let groups: usize = self.tensors.iter().map(|t| t.groups.len()).sum();
         let level_bits = 32 * per_group * groups;
         let n = codes.len();
         let float_bits = 32 * self.float_values;
         let total = 32 * (n + self.float_values);
+        let code_bits = self.levels.bits as usize * n;
+        let stored_bits = code_bits.min(coded_bits);
         Ok(Sizes {
             quantized_weights: n,
-            code_bits: self.levels.bits as usize * n,
+            code_bits,
             coded_bits,
             code_entropy: coder::entropy_bits(&codes),
+            stored_bits,
             level_bits,
             float_bits,
-            compression_ratio: total as f64 / (coded_bits + level_bits + float_bits).max(1) as f64,
-            weights_compression_ratio: (32 * n) as f64 / (coded_bits + level_bits).max(1) as f64,
+            compression_ratio: total as f64 / (stored_bits + level_bits + float_bits).max(1) as f64,
+            weights_compression_ratio: (32 * n) as f64 / (stored_bits + level_bits).max(1) as f64,
         })
     }
 
@@ -246,9 +249,11 @@ pub fn quantize(
         .iter()
         .map(|t| quantize_tensor(t, &levels, opts.granularity, opts.criterion))
         .collect();
+    // The center loss's centers are a training device, not part of the
+    // model at inference: not counted.
     let float_values = tensors
         .iter()
-        .filter(|t| !names.contains(&t.name.as_str()))
+        .filter(|t| !names.contains(&t.name.as_str()) && !t.name.starts_with("center"))
         .map(|t| t.values.len())
         .sum();
     Ok(Quantized {
@@ -583,6 +588,20 @@ fn figure(r: &Results, out: &Path) -> Result<()> {
 pub fn evaluate_saved(dir: &Path, file: &Path) -> Result<Measured> {
     let l = load_run(dir)?;
     let saved = super::saved::load(file)?;
+    // Every tensor of the model must come from the file (the center loss's
+    // centers aside): a partial file would evaluate a mixed model.
+    let names: Vec<String> = collect(&l.model)?
+        .into_iter()
+        .map(|t| t.name)
+        .filter(|n| !n.starts_with("center"))
+        .collect();
+    if let Some(missing) = names.iter().find(|n| !saved.values.contains_key(*n)) {
+        bail!(
+            "{} has no tensor {missing}: not a whole model of {}",
+            file.display(),
+            dir.display()
+        );
+    }
     let model =
         replace(l.model.clone(), &saved.values, &Default::default()).with_context(|| {
             format!(

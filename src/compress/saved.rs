@@ -159,6 +159,14 @@ pub fn load(path: &Path) -> Result<Loaded> {
             let (_, q) = get(&format!("{base}.q"), Dtype::F32)?;
             let (_, group) = get(&format!("{base}.group"), Dtype::U32)?;
             let (scale, q) = (f32s(&scale), f32s(&q));
+            if scale.iter().any(|s| !(s.is_finite() && *s >= 0.0))
+                || q.iter().any(|q| !(q.is_finite() && *q > 0.0 && *q <= 1.0))
+            {
+                bail!(
+                    "{}: tensor {base}: its levels are not a scale >= 0 and a base in (0, 1]",
+                    path.display()
+                );
+            }
             let group_of: Vec<u32> = group
                 .chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -188,13 +196,17 @@ pub fn load(path: &Path) -> Result<Loaded> {
                     .collect(),
                 group_of,
             };
-            values.insert(base.to_string(), t.values(&levels));
+            if values.insert(base.to_string(), t.values(&levels)).is_some() {
+                bail!("{}: tensor {base} is stored twice", path.display());
+            }
             quantized.push(base.to_string());
         } else if part_of_quantized(name) {
             continue;
         } else {
             let (_, b) = get(name, Dtype::F32)?;
-            values.insert(name.to_string(), f32s(&b));
+            if values.insert(name.to_string(), f32s(&b)).is_some() {
+                bail!("{}: tensor {name} is stored twice", path.display());
+            }
         }
     }
     Ok(Loaded {

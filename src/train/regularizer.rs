@@ -14,8 +14,9 @@
 //! `sign(0) = 0` in both gradients (burn's `abs`). Per epoch the run logs
 //! the mean term (`reg_loss`), the sparsity of the backbone weights
 //! (`sparsity`: the share below 1 % of their layer's largest magnitude) and
-//! the entropy of the others (`weight_entropy`: bits per weight of their
-//! histogram on 255 equal bins over `[-M, M]` per layer).
+//! the entropy of the others (`weight_entropy`: bits per weight, the mean
+//! over layers, weighted by their kept weights, of each layer's histogram
+//! entropy on 255 equal bins over `[-M, M]`).
 
 use super::Model;
 use super::aux_loss::AuxLoss;
@@ -149,31 +150,41 @@ impl<B: AutodiffBackend> AuxLoss<B> for RegTerm {
 pub fn weight_stats<B: Backend>(model: &Model<B>) -> Result<(f64, f64)> {
     let tensors = crate::tensors::collect(&model.net)?;
     let (mut small, mut n) = (0usize, 0usize);
-    let mut counts = std::collections::HashMap::<(usize, i32), u64>::new();
-    let mut kept = 0u64;
-    for (l, t) in tensors.iter().filter(|t| t.weight).enumerate() {
+    // Per layer: its entropy and its count of kept weights; the result is
+    // the count-weighted mean of the layers' entropies.
+    let (mut weighted, mut kept_all) = (0.0f64, 0u64);
+    for t in tensors.iter().filter(|t| t.weight) {
         let m = t.values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         n += t.values.len();
+        let mut counts = [0u64; 255];
+        let mut kept = 0u64;
         for &v in &t.values {
-            if v.abs() < 0.01 * m || m == 0.0 {
+            if m == 0.0 || v.abs() < 0.01 * m {
                 small += 1;
             } else {
-                let bin = ((v / m) * 127.0).round() as i32; // 255 bins over [-M, M]
-                *counts.entry((l, bin)).or_default() += 1;
+                // 255 bins over [-M, M]
+                let bin = ((v / m) * 127.0).round() as i32 + 127;
+                counts[bin.clamp(0, 254) as usize] += 1;
                 kept += 1;
             }
         }
+        if kept > 0 {
+            let h: f64 = counts
+                .iter()
+                .filter(|&&k| k > 0)
+                .map(|&k| {
+                    let p = k as f64 / kept as f64;
+                    -p * p.log2()
+                })
+                .sum();
+            weighted += h * kept as f64;
+            kept_all += kept;
+        }
     }
-    let entropy = if kept == 0 {
+    let entropy = if kept_all == 0 {
         0.0
     } else {
-        counts
-            .values()
-            .map(|&k| {
-                let p = k as f64 / kept as f64;
-                -p * p.log2()
-            })
-            .sum()
+        weighted / kept_all as f64
     };
     Ok((small as f64 / n.max(1) as f64, entropy))
 }
