@@ -144,14 +144,7 @@ pub fn card_for(
         Scheme::Exponential if lv.has_q() => format!(
             "M = max |w| per group; q per group by a 64-point grid on [0.05, 0.995] refined by golden section, criterion {} (mean q {:.4})",
             opts.criterion.name(),
-            {
-                let qs: Vec<f64> = q
-                    .tensors
-                    .iter()
-                    .flat_map(|t| t.groups.iter().map(|g| g.q))
-                    .collect();
-                qs.iter().sum::<f64>() / qs.len().max(1) as f64
-            }
+            q.mean_q()
         ),
         _ => "M = max |w| per group; no other parameter".into(),
     };

@@ -221,6 +221,16 @@ impl Quantized {
         })
     }
 
+    /// The mean base `q` over groups (1 without one).
+    pub fn mean_q(&self) -> f64 {
+        let qs: Vec<f64> = self
+            .tensors
+            .iter()
+            .flat_map(|t| t.groups.iter().map(|g| g.q))
+            .collect();
+        qs.iter().sum::<f64>() / qs.len().max(1) as f64
+    }
+
     /// The dequantised values by tensor name.
     pub fn values(&self) -> BTreeMap<String, Vec<f32>> {
         self.tensors
@@ -485,14 +495,7 @@ pub fn run_quantize(opts: &QuantizeOptions) -> Result<Results> {
             } else {
                 None
             };
-            let mean_q = {
-                let qs: Vec<f64> = q
-                    .tensors
-                    .iter()
-                    .flat_map(|t| t.groups.iter().map(|g| g.q))
-                    .collect();
-                qs.iter().sum::<f64>() / qs.len().max(1) as f64
-            };
+            let mean_q = q.mean_q();
             let card: Card = card_for(opts, &l, &q, &float, &measured, &sizes);
             let card_path = format!("cards/{stem}.md");
             crate::atomic::write(&opts.out.join(&card_path), card.markdown().as_bytes())?;
