@@ -841,6 +841,16 @@ fn train_cases(t: &mut Table) {
     write_idx(&small, 20);
     let small = small.display().to_string();
     t.add("train_existing_run_without_resume", run(t, "train_done", &[]), &["already holds a run", "--resume", "another --out"]);
+    // quantize on a real trained run: files --load cannot use, and bad threads; nothing is written.
+    let done_s = done.display().to_string();
+    t.add("quantize_load_not_safetensors_file", args!["quantize", done_s, "--load", cfg],
+        &["config.toml", "not a safetensors file"]);
+    t.add("quantize_load_missing_file", args!["quantize", done_s, "--load", done.join("nope.safetensors")],
+        &["cannot read", "nope.safetensors"]);
+    t.add("quantize_load_plain_model", args!["quantize", done_s, "--load", done.join("model.safetensors")],
+        &["model.safetensors", "symfeat_levels", "quantize --save"]);
+    t.add("quantize_threads_zero", args!["quantize", done_s, "--threads", "0"], &["--threads 0", "at least 1"]);
+    t.absent.push(done.join("quantize"));
     t.add("train_resume_other_net", resume(&["--net", "cnn"]),
         &["checkpoint.bin", "does not fit", "net = \"mlp\" in the checkpoint, \"cnn\" now"]);
     t.add("train_resume_other_head", resume(&["--head", "normface"]),

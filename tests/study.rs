@@ -16,9 +16,9 @@ fn study_toml(data: &Path, heads: &[&str], seeds: &[u64], epochs: usize) -> Stri
     )
 }
 
-/// `symfeat study --config CFG --out OUT`, which must succeed.
-fn run_study_cli(cfg: &Path, out: &Path) {
-    let o = Command::cargo_bin("symfeat")
+/// `symfeat study --config CFG --out OUT`: its output.
+fn study_cli(cfg: &Path, out: &Path) -> std::process::Output {
+    Command::cargo_bin("symfeat")
         .unwrap()
         .args([
             "study",
@@ -28,7 +28,12 @@ fn run_study_cli(cfg: &Path, out: &Path) {
             out.to_str().unwrap(),
         ])
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `symfeat study --config CFG --out OUT`, which must succeed.
+fn run_study_cli(cfg: &Path, out: &Path) {
+    let o = study_cli(cfg, out);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -477,17 +482,7 @@ fn a_failed_run_is_recorded_and_the_study_goes_on() {
     std::fs::write(&cfg, text).unwrap();
     let out = dir.path().join("study");
     let run = |expect: &[&str]| {
-        let o = Command::cargo_bin("symfeat")
-            .unwrap()
-            .args([
-                "study",
-                "--config",
-                cfg.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
+        let o = study_cli(&cfg, &out);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{err}");
         for w in expect {
@@ -535,17 +530,7 @@ fn a_study_skips_a_run_another_process_holds() {
     let held_dir = out.join("runs").join("mnist-mlp-softmax-seed0");
     std::fs::create_dir_all(&held_dir).unwrap();
     let held = symfeat::run_dir::lock(&held_dir, "run").unwrap();
-    let o = Command::cargo_bin("symfeat")
-        .unwrap()
-        .args([
-            "study",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let o = study_cli(&cfg, &out);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
