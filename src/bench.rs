@@ -69,6 +69,7 @@ impl BackendJob for BenchJob {
                     width: 28,
                     lenet_dim: 2,
                     feature_act: Default::default(),
+                    kept: None,
                 },
                 HeadKind::Softmax,
             ),
@@ -80,6 +81,7 @@ impl BackendJob for BenchJob {
                     width: 32,
                     lenet_dim: 2,
                     feature_act: Default::default(),
+                    kept: None,
                 },
                 HeadKind::Symmetrical,
             ),
@@ -150,4 +152,85 @@ impl<B: Backend> SyncValue for crate::heads::Head<B> {
         use crate::heads::HeadOps;
         self.class_weights().sum().into_scalar().elem()
     }
+}
+
+/// Inference throughputs (images per second) of `models` on one batch of
+/// random `[batch, Ch, H, W]` images, measured in alternation (`rounds`
+/// rounds of `steps` timed forward passes each after `warmup` untimed
+/// ones): the median over rounds, per model. Alternating keeps the models'
+/// conditions (frequency, cache) alike.
+pub fn infer_img_s<B: Backend>(
+    models: &[&Model<B>],
+    shape: [usize; 4],
+    steps: usize,
+    warmup: usize,
+    rounds: usize,
+    device: &B::Device,
+) -> Vec<f64> {
+    let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
+    let pass = |m: &Model<B>| {
+        let (_, logits) = m.forward(x.clone());
+        let _: f32 = logits.sum().into_scalar().elem();
+    };
+    let mut rates: Vec<Vec<f64>> = vec![vec![]; models.len()];
+    for m in models {
+        for _ in 0..warmup {
+            pass(m);
+        }
+    }
+    for _ in 0..rounds.max(1) {
+        for (i, m) in models.iter().enumerate() {
+            let start = Instant::now();
+            for _ in 0..steps.max(1) {
+                pass(m);
+            }
+            rates[i].push((steps.max(1) * shape[0]) as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    rates
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
+        .collect()
+}
+
+/// `symfeat bench --run DIR`: a trained run's inference speed and, for a
+/// pruned run, the unpruned architecture's beside it.
+#[derive(Debug, Clone)]
+pub struct RunBench {
+    /// The run's model.
+    pub infer_img_s: f64,
+    /// Multiply-accumulates per image of the run's model.
+    pub macs: u64,
+    /// The unpruned architecture (random weights), for a pruned run.
+    pub unpruned: Option<(f64, u64)>,
+}
+
+/// Measure the run in `dir` (its last checkpoint) on the CPU.
+pub fn bench_run(dir: &std::path::Path, batch: usize, steps: usize, warmup: usize) -> Result<RunBench> {
+    let l = crate::train::load_run(dir)?;
+    let device = Default::default();
+    let spec = crate::train::prepare(&l.cfg)?.spec;
+    let shape = [batch, spec.channels, spec.height, spec.width];
+    let macs = l.model.net.macs(spec.height, spec.width);
+    if spec.kept.is_none() {
+        let r = infer_img_s(&[&l.model], shape, steps, warmup, 5, &device);
+        return Ok(RunBench {
+            infer_img_s: r[0],
+            macs,
+            unpruned: None,
+        });
+    }
+    let mut full_spec = spec.clone();
+    full_spec.kept = None;
+    let full = crate::train::model::build::<crate::backend::Cpu>(&l.cfg, &full_spec, l.classes, &device)?;
+    let full_macs = full.net.macs(spec.height, spec.width);
+    let r = infer_img_s(&[&l.model, &full], shape, steps, warmup, 5, &device);
+    Ok(RunBench {
+        infer_img_s: r[0],
+        macs,
+        unpruned: Some((r[1], full_macs)),
+    })
 }

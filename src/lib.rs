@@ -18,6 +18,7 @@ pub mod heads;
 pub mod kernels;
 pub mod nets;
 pub mod npy;
+pub mod prune;
 pub mod report;
 pub mod run_dir;
 pub mod statistics;

@@ -257,9 +257,66 @@ pub fn paired(a: &[f64], b: &[f64], alpha: f64) -> Paired {
     }
 }
 
+/// Pearson's correlation of `a` and `b` (NaN with fewer than 2 pairs or a
+/// constant side).
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    if n < 2 {
+        return f64::NAN;
+    }
+    let (ma, mb) = (mean(&a[..n]), mean(&b[..n]));
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b).take(n) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    sab / (saa * sbb).sqrt()
+}
+
+/// Ranks from 1, ties given their mean rank.
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&i, &j| v[i].total_cmp(&v[j]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            r[k] = rank;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's rank correlation (Pearson's on the ranks, ties averaged).
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    pearson(&ranks(a), &ranks(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pearson against a hand computation, Spearman on ties and a monotone
+    /// transform.
+    #[test]
+    fn correlations_match_hand_values() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [2.0, 1.0, 4.0, 3.0];
+        // cov = (-1.5*-0.5 + -0.5*-1.5 + 0.5*1.5 + 1.5*0.5) = 3; var = 5 each
+        assert!((pearson(&a, &b) - 0.6).abs() < 1e-12);
+        let cubed: Vec<f64> = b.iter().map(|x: &f64| x.powi(3)).collect();
+        assert!((spearman(&a, &cubed) - 0.6).abs() < 1e-12);
+        assert_eq!(ranks(&[3.0, 1.0, 3.0, 2.0]), [3.5, 1.0, 3.5, 2.0]);
+        assert!(pearson(&[1.0], &[2.0]).is_nan());
+        assert!((spearman(&a, &a) - 1.0).abs() < 1e-12);
+    }
 
     #[test]
     fn t_quantiles_match_tables() {

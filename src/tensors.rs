@@ -139,7 +139,13 @@ impl<B: Backend> ModuleMapper<B> for Replace<'_, B> {
             Some(v) if v.len() == tensor.shape().num_elements() => {
                 self.replaced += 1;
                 let shape = tensor.shape();
-                Tensor::from_data(TensorData::new(v.clone(), shape), &self.device)
+                let new = Tensor::from_data(TensorData::new(v.clone(), shape), &self.device);
+                // A trainable parameter stays one (on autodiff backends).
+                if tensor.is_require_grad() {
+                    new.require_grad()
+                } else {
+                    new
+                }
             }
             _ => tensor,
         };

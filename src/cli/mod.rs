@@ -3,6 +3,7 @@
 mod analyze;
 mod heads;
 mod landscape;
+mod prune;
 mod quantize;
 mod study;
 mod train;
@@ -43,6 +44,8 @@ pub enum Command {
     Landscape(landscape::LandscapeArgs),
     /// Discretise a trained run's weights (linear / exponential levels, 1-8 bits): accuracy, geometry, size, cards.
     Quantize(quantize::QuantizeArgs),
+    /// Taylor pruning of a trained run: remove the least important channels, rebuild the smaller net, fine-tune it.
+    Prune(prune::PruneArgs),
 }
 
 /// Run a parsed command line.
@@ -57,5 +60,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Heads(args) => heads::heads(args),
         Command::Landscape(args) => landscape::landscape(args),
         Command::Quantize(args) => quantize::quantize(args),
+        Command::Prune(args) => prune::prune(args),
     }
 }

@@ -238,9 +238,29 @@ pub struct BenchArgs {
     /// Head: softmax or symmetrical (default: the model's, as in the PyTorch peer).
     #[arg(long)]
     head: Option<String>,
+    /// Measure a trained run's inference speed instead (on the CPU); for a
+    /// pruned run, against the unpruned architecture in the same process.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "head", "device"])]
+    run: Option<PathBuf>,
 }
 
 pub(super) fn bench(args: BenchArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.run {
+        if args.batch == 0 || args.steps == 0 {
+            bail!("--batch and --steps must be at least 1");
+        }
+        set_threads(args.threads);
+        let r = crate::bench::bench_run(dir, args.batch, args.steps, args.warmup)?;
+        println!("infer_img_s={:.1}", r.infer_img_s);
+        println!("macs={}", r.macs);
+        if let Some((full, full_macs)) = r.unpruned {
+            println!("unpruned_infer_img_s={full:.1}");
+            println!("unpruned_macs={full_macs}");
+            println!("speedup={:.3}", r.infer_img_s / full);
+            println!("macs_ratio={:.3}", full_macs as f64 / r.macs as f64);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(model) = BenchModel::parse(&args.model) else {
         bail!("--model {:?}: expected cnn or resnet20", args.model);
     };

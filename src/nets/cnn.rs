@@ -27,6 +27,12 @@ pub struct CnnConfig {
     /// Apply the final ReLU after fc (`feature_act = relu`).
     #[config(default = true)]
     pub final_act: bool,
+    /// conv1's output channels (fewer once pruned).
+    #[config(default = 32)]
+    pub conv1: usize,
+    /// conv2's output channels (fewer once pruned).
+    #[config(default = 64)]
+    pub conv2: usize,
 }
 
 /// The reference CNN backbone.
@@ -43,12 +49,12 @@ impl CnnConfig {
     /// Build on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Cnn<B> {
         let pad = PaddingConfig2d::Explicit(2, 2, 2, 2);
-        let flat = 64 * (self.height / 4) * (self.width / 4);
+        let flat = self.conv2 * (self.height / 4) * (self.width / 4);
         Cnn {
-            conv1: Conv2dConfig::new([self.channels, 32], [5, 5])
+            conv1: Conv2dConfig::new([self.channels, self.conv1], [5, 5])
                 .with_padding(pad.clone())
                 .init(device),
-            conv2: Conv2dConfig::new([32, 64], [5, 5])
+            conv2: Conv2dConfig::new([self.conv1, self.conv2], [5, 5])
                 .with_padding(pad)
                 .init(device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
@@ -77,6 +83,7 @@ impl<B: Backend> Cnn<B> {
                 },
             ),
         )); // [B, 32, H/2, W/2]
+        let x = t.gate("conv1", x);
         let x = relu(pool::forward_module(
             &self.pool,
             conv(
@@ -89,6 +96,7 @@ impl<B: Backend> Cnn<B> {
                 },
             ),
         )); // [B, 64, H/4, W/4]
+        let x = t.gate("conv2", x);
         let x: Tensor<B, 2> = x.flatten(1, 3);
         let x = linear(
             &self.fc,
@@ -113,6 +121,13 @@ impl<B: Backend> Cnn<B> {
             ChannelGroup::plain("conv1", c1, &[], &[("conv2", 1)]),
             ChannelGroup::plain("conv2", c2, &[], &[("fc", flat / c2.max(1))]),
         ]
+    }
+
+    /// Multiply-accumulates of one image of `h x w` (see
+    /// [`super::Backbone::macs`]).
+    pub fn macs(&self, h: usize, w: usize) -> u64 {
+        use super::layers::{conv_macs, linear_macs};
+        conv_macs(&self.conv1, h, w) + conv_macs(&self.conv2, h / 2, w / 2) + linear_macs(&self.fc)
     }
 }
 

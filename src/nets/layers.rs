@@ -40,10 +40,22 @@ pub trait WeightTransform<B: Backend> {
     fn linear(&self, _layer: &LayerRef<'_>, weight: Tensor<B, 2>) -> Tensor<B, 2> {
         weight
     }
-    /// True only for [`Identity`]: the layers then take the kernels' paths
-    /// that read the module's own weights.
+    /// True when [`Self::conv`] and [`Self::linear`] return the weights
+    /// unchanged ([`Identity`], the pruner's gates): the layers then take
+    /// the kernels' paths that read the module's own weights.
     fn is_identity(&self) -> bool {
         false
+    }
+    /// The activations of channel group `group` (a [`ChannelGroup`]'s name)
+    /// where a pruner gates them: `[B, C, H, W]` maps after the group's
+    /// activation (and pooling; after BatchNorm + ReLU in ResNets, after
+    /// the residual sum for a stage). The identity by default.
+    fn gate(&self, _group: &str, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        x
+    }
+    /// [`Self::gate`] for `[B, C]` activations (the MLP's hidden layer).
+    fn gate2(&self, _group: &str, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        x
     }
 }
 
@@ -80,6 +92,41 @@ pub(crate) fn linear<B: Backend>(
     let w = layer.weight.val();
     let w = if t.is_identity() { w } else { t.linear(&at, w) };
     burn::tensor::module::linear(x, w, layer.bias.as_ref().map(|b| b.val()))
+}
+
+/// Multiply-accumulates of `layer` on one `h x w` input (Molchanov et al.'s
+/// count, field notes §8.4): `out x in/groups x kh x kw x H_out x W_out`.
+/// Biases, BatchNorm, activations, pooling and shortcuts are not counted.
+pub(crate) fn conv_macs<B: Backend>(layer: &Conv2d<B>, h: usize, w: usize) -> u64 {
+    let [out, inp, kh, kw] = layer.weight.dims();
+    let (ho, wo) = conv_out(layer, h, w);
+    (out * inp * kh * kw * ho * wo) as u64
+}
+
+/// Output size of `layer` on an `h x w` input.
+pub(crate) fn conv_out<B: Backend>(layer: &Conv2d<B>, h: usize, w: usize) -> (usize, usize) {
+    let [_, _, kh, kw] = layer.weight.dims();
+    let (pt, pl, pb, pr) = match layer.padding {
+        burn::nn::PaddingConfig2d::Explicit(t, l, b, r) => (t, l, b, r),
+        burn::nn::PaddingConfig2d::Valid => (0, 0, 0, 0),
+        // Same keeps the size at stride 1.
+        burn::nn::PaddingConfig2d::Same => {
+            let (ph, pw) = (kh.saturating_sub(1), kw.saturating_sub(1));
+            (ph / 2, pw / 2, ph - ph / 2, pw - pw / 2)
+        }
+    };
+    let [sh, sw] = layer.stride;
+    let [dh, dw] = layer.dilation;
+    let size = |n: usize, p: usize, k: usize, d: usize, s: usize| {
+        (n + p).saturating_sub(d * (k - 1) + 1) / s.max(1) + 1
+    };
+    (size(h, pt + pb, kh, dh, sh), size(w, pl + pr, kw, dw, sw))
+}
+
+/// Multiply-accumulates of a linear layer on one input: `in x out`.
+pub(crate) fn linear_macs<B: Backend>(layer: &Linear<B>) -> u64 {
+    let [inp, out] = layer.weight.dims();
+    (inp * out) as u64
 }
 
 /// A set of channels that can be pruned together: removing channel k
@@ -165,6 +212,7 @@ mod tests {
             width: hw,
             lenet_dim: 3,
             feature_act: FeatureAct::Linear,
+            kept: None,
         };
         vec![
             (spec(NetKind::Mlp, 1, 8), &["fc1", "fc2"][..]),

@@ -24,6 +24,9 @@ pub struct LeNetPPConfig {
     /// Apply the final PReLU after fc (`feature_act = relu`).
     #[config(default = true)]
     pub final_act: bool,
+    /// The six convolutions' output channels (fewer once pruned).
+    #[config(default = "[32, 32, 64, 64, 128, 128]")]
+    pub widths: [usize; 6],
 }
 
 /// One conv5x5 (pad 2) + per-channel PReLU.
@@ -65,19 +68,17 @@ pub struct LeNetPP<B: Backend> {
 impl LeNetPPConfig {
     /// Build on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> LeNetPP<B> {
-        let widths = [
-            (self.channels, 32),
-            (32, 32),
-            (32, 64),
-            (64, 64),
-            (64, 128),
-            (128, 128),
-        ];
-        let convs = widths
+        let mut cin = self.channels;
+        let convs = self
+            .widths
             .iter()
-            .map(|&(cin, cout)| ConvPRelu::new(cin, cout, device))
+            .map(|&cout| {
+                let layer = ConvPRelu::new(cin, cout, device);
+                cin = cout;
+                layer
+            })
             .collect();
-        let flat = 128 * (self.height / 8) * (self.width / 8);
+        let flat = self.widths[5] * (self.height / 8) * (self.width / 8);
         LeNetPP {
             convs,
             pool: MaxPool2dConfig::new([2, 2]).init(),
@@ -106,6 +107,7 @@ impl<B: Backend> LeNetPP<B> {
             if i % 2 == 1 {
                 x = pool::forward_module(&self.pool, x); // halves H and W after each pair
             }
+            x = t.gate(&name, x);
         }
         let x: Tensor<B, 2> = x.flatten(1, 3); // [B, 128 * H/8 * W/8]
         let x = linear(
@@ -146,6 +148,21 @@ impl<B: Backend> LeNetPP<B> {
                 )
             })
             .collect()
+    }
+
+    /// Multiply-accumulates of one image of `h x w` (see
+    /// [`super::Backbone::macs`]).
+    pub fn macs(&self, h: usize, w: usize) -> u64 {
+        use super::layers::{conv_macs, linear_macs};
+        let mut total = linear_macs(&self.fc);
+        let (mut h, mut w) = (h, w);
+        for (i, layer) in self.convs.iter().enumerate() {
+            total += conv_macs(&layer.conv, h, w);
+            if i % 2 == 1 {
+                (h, w) = (h / 2, w / 2);
+            }
+        }
+        total
     }
 }
 

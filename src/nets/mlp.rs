@@ -56,6 +56,7 @@ impl<B: Backend> Mlp<B> {
                 first: true,
             },
         ));
+        let x = t.gate2("fc1", x);
         let x = linear(
             &self.fc2,
             x,
@@ -73,6 +74,12 @@ impl<B: Backend> Mlp<B> {
     pub fn channel_groups(&self) -> Vec<ChannelGroup> {
         let [_, hidden] = self.fc1.weight.dims();
         vec![ChannelGroup::plain("fc1", hidden, &[], &[("fc2", 1)])]
+    }
+
+    /// Multiply-accumulates of one image (see [`super::Backbone::macs`]).
+    pub fn macs(&self) -> u64 {
+        use super::layers::linear_macs;
+        linear_macs(&self.fc1) + linear_macs(&self.fc2)
     }
 }
 

@@ -134,7 +134,7 @@ impl FeatureAct {
 pub struct NetError(pub String);
 
 /// What a backbone needs to be built.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct NetSpec {
     /// Which backbone.
     pub kind: NetKind,
@@ -148,6 +148,10 @@ pub struct NetSpec {
     pub lenet_dim: usize,
     /// What the head sees.
     pub feature_act: FeatureAct,
+    /// A pruned backbone (`symfeat prune`): per channel group of the full
+    /// backbone ([`Self::full_groups`], in [`Backbone::channel_groups`]'
+    /// order), the sorted indices of the channels kept. `None`: full widths.
+    pub kept: Option<Vec<Vec<usize>>>,
 }
 
 impl NetSpec {
@@ -160,8 +164,61 @@ impl NetSpec {
         }
     }
 
-    /// Check the image geometry against what the backbone accepts.
+    /// The channel groups of the full (unpruned) backbone: name and width,
+    /// in [`Backbone::channel_groups`]' order.
+    pub fn full_groups(&self) -> Vec<(String, usize)> {
+        match self.kind {
+            NetKind::Mlp => vec![("fc1".into(), 256)],
+            NetKind::Cnn => vec![("conv1".into(), 32), ("conv2".into(), 64)],
+            NetKind::Lenet => [32, 32, 64, 64, 128, 128]
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| (format!("convs.{i}.conv"), c))
+                .collect(),
+            kind => {
+                let n = kind.resnet_blocks().unwrap_or(3);
+                let mut g: Vec<(String, usize)> = (0..3 * n)
+                    .map(|b| (format!("blocks.{b}.conv1"), [16, 32, 64][b / n]))
+                    .collect();
+                g.push(("stage1".into(), 16));
+                g.push(("stage2".into(), 32));
+                g
+            }
+        }
+    }
+
+    /// The width of group `g` as built (`full` without `kept`).
+    fn width(&self, g: usize, full: usize) -> usize {
+        self.kept.as_ref().map_or(full, |k| k[g].len())
+    }
+
+    /// Check the image geometry against what the backbone accepts, and the
+    /// kept channels against its groups.
     pub fn check(&self) -> Result<(), NetError> {
+        if let Some(kept) = &self.kept {
+            let full = self.full_groups();
+            if kept.len() != full.len() {
+                return Err(NetError(format!(
+                    "channels_kept has {} groups; net {:?} has {} ({})",
+                    kept.len(),
+                    self.kind,
+                    full.len(),
+                    full.iter().map(|g| g.0.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            for ((name, width), k) in full.iter().zip(kept) {
+                if k.is_empty() {
+                    return Err(NetError(format!(
+                        "channels_kept: group {name} keeps no channel (at least 1 is needed)"
+                    )));
+                }
+                if k.windows(2).any(|p| p[0] >= p[1]) || k.iter().any(|&i| i >= *width) {
+                    return Err(NetError(format!(
+                        "channels_kept: group {name} must list increasing channel indices below {width}, got {k:?}"
+                    )));
+                }
+            }
+        }
         if self.kind == NetKind::Lenet && self.lenet_dim == 0 {
             return Err(NetError(
                 "--feature-dim must be at least 1 for lenet".into(),
@@ -196,24 +253,33 @@ impl NetSpec {
         match self.kind {
             NetKind::Mlp => Backbone::Mlp(
                 MlpConfig::new(self.channels * self.height * self.width)
+                    .with_hidden(self.width(0, 256))
                     .with_final_act(act)
                     .init(device),
             ),
             NetKind::Cnn => Backbone::Cnn(
                 CnnConfig::new(self.channels, self.height, self.width)
+                    .with_conv1(self.width(0, 32))
+                    .with_conv2(self.width(1, 64))
                     .with_final_act(act)
                     .init(device),
             ),
-            NetKind::Lenet => Backbone::Lenet(
-                LeNetPPConfig::new(self.channels, self.height, self.width, self.lenet_dim)
-                    .with_final_act(act)
-                    .init(device),
-            ),
+            NetKind::Lenet => {
+                let full = [32, 32, 64, 64, 128, 128];
+                let widths = std::array::from_fn(|g| self.width(g, full[g]));
+                Backbone::Lenet(
+                    LeNetPPConfig::new(self.channels, self.height, self.width, self.lenet_dim)
+                        .with_widths(widths)
+                        .with_final_act(act)
+                        .init(device),
+                )
+            }
             kind => {
                 let blocks = kind.resnet_blocks().unwrap_or(3);
                 Backbone::Resnet(
                     ResNetConfig::new(self.channels, blocks)
                         .with_final_act(self.feature_act != FeatureAct::Linear)
+                        .with_kept(self.kept.clone())
                         .init(device),
                 )
             }
@@ -260,6 +326,20 @@ impl<B: Backend> Backbone<B> {
             Self::Cnn(m) => m.forward_with(images, transform),
             Self::Lenet(m) => m.forward_with(images, transform),
             Self::Resnet(m) => m.forward_with(images, transform),
+        }
+    }
+
+    /// Multiply-accumulates of one `h x w` image through the backbone:
+    /// convolutions `out x in x kh x kw x H_out x W_out`, linear layers
+    /// `in x out`; BatchNorm, activations, pooling and shortcuts are not
+    /// counted (Molchanov et al.'s rule for conv and linear, field notes
+    /// §8.4).
+    pub fn macs(&self, h: usize, w: usize) -> u64 {
+        match self {
+            Self::Mlp(m) => m.macs(),
+            Self::Cnn(m) => m.macs(h, w),
+            Self::Lenet(m) => m.macs(h, w),
+            Self::Resnet(m) => m.macs(h, w),
         }
     }
 
@@ -319,6 +399,7 @@ mod feature_act_tests {
                     // unseeded runs (a CI failure).
                     lenet_dim: 16,
                     feature_act: act,
+                    kept: None,
                 };
                 let net = spec.init::<CpuTrain>(&dev);
                 let bn = spec.feature_bn::<CpuTrain>(&dev);

@@ -27,6 +27,30 @@ pub struct ResNetConfig {
     /// `bn2(conv2(..)) + shortcut` of the last block.
     #[config(default = true)]
     pub final_act: bool,
+    /// A pruned ResNet: per channel group of the full one (see
+    /// [`ResNet::channel_groups`]: each block's conv1, then stage1 and
+    /// stage2), the indices of the channels kept. `None`: the full widths.
+    #[config(default = "None")]
+    pub kept: Option<Vec<Vec<usize>>>,
+}
+
+/// The residual streams' full widths.
+const STAGES: [usize; 3] = [16, 32, 64];
+/// The tied stage groups' names (the last stage, the feature, is not
+/// prunable).
+const STAGE_GROUPS: [&str; 2] = ["stage1", "stage2"];
+
+/// The option-A shortcut between stages of kept channels `from` and `to`
+/// (indices into the full widths, `pad` zero channels each side in the
+/// full net): per output channel, its input channel or `usize::MAX`.
+fn shortcut_route(from: &[usize], to: &[usize], pad: usize) -> Vec<usize> {
+    to.iter()
+        .map(|&o| {
+            o.checked_sub(pad)
+                .and_then(|i| from.binary_search(&i).ok())
+                .unwrap_or(usize::MAX)
+        })
+        .collect()
 }
 
 fn conv3x3<B: Backend>(cin: usize, cout: usize, stride: usize, device: &B::Device) -> Conv2d<B> {
@@ -49,19 +73,28 @@ struct BasicBlock<B: Backend> {
     conv2: Conv2d<B>,
     bn2: BatchNorm2d<B>,
     stride: usize,
-    pad_channels: usize,
+    /// Per output channel, the input channel the shortcut copies
+    /// (`usize::MAX`: a zero channel); empty: the identity.
+    route: Vec<usize>,
     relu: bool,
 }
 
 impl<B: Backend> BasicBlock<B> {
-    fn new(cin: usize, cout: usize, stride: usize, relu: bool, device: &B::Device) -> Self {
+    /// `cin` -> `mid` (conv1) -> `cout` (conv2); `route` as the field.
+    fn new(
+        [cin, mid, cout]: [usize; 3],
+        stride: usize,
+        route: Vec<usize>,
+        relu: bool,
+        device: &B::Device,
+    ) -> Self {
         Self {
-            conv1: conv3x3(cin, cout, stride, device),
-            bn1: BatchNorm2d::new(cout, device),
-            conv2: conv3x3(cout, cout, 1, device),
+            conv1: conv3x3(cin, mid, stride, device),
+            bn1: BatchNorm2d::new(mid, device),
+            conv2: conv3x3(mid, cout, 1, device),
             bn2: BatchNorm2d::new(cout, device),
             stride,
-            pad_channels: (cout - cin) / 2,
+            route,
             relu,
         }
     }
@@ -80,6 +113,7 @@ impl<B: Backend> BasicBlock<B> {
             ),
             None,
         );
+        let out = t.gate(&n1, out);
         let out = conv(
             &self.conv2,
             out,
@@ -92,10 +126,10 @@ impl<B: Backend> BasicBlock<B> {
         self.bn2.forward_add(out, Some(self.shortcut(x)), self.relu)
     }
 
-    /// Option-A shortcut: subsample by the stride, zero-pad the channels.
+    /// Option-A shortcut: subsample by the stride, route the channels.
     fn shortcut(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         // x[:, :, ::2, ::2] needs even H and W (checked by NetSpec::check).
-        shortcut::option_a(x, self.stride, self.pad_channels)
+        shortcut::option_a(x, self.stride, &self.route)
     }
 }
 
@@ -110,20 +144,45 @@ pub struct ResNet<B: Backend> {
 impl ResNetConfig {
     /// Build on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ResNet<B> {
-        let mut blocks = Vec::with_capacity(3 * self.blocks);
-        let mut cin = 16;
-        for (stage, cout) in [16usize, 32, 64].into_iter().enumerate() {
-            for i in 0..self.blocks {
-                let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-                let last = stage == 2 && i + 1 == self.blocks;
+        let n = self.blocks;
+        let all = |c: usize| (0..c).collect::<Vec<usize>>();
+        // Kept channels of each stream and of each block's conv1.
+        let (streams, inner): ([Vec<usize>; 3], Vec<usize>) = match &self.kept {
+            Some(k) => (
+                [k[3 * n].clone(), k[3 * n + 1].clone(), all(STAGES[2])],
+                k[..3 * n].iter().map(Vec::len).collect(),
+            ),
+            None => (
+                STAGES.map(all),
+                (0..3 * n).map(|b| STAGES[b / n]).collect(),
+            ),
+        };
+        let mut blocks = Vec::with_capacity(3 * n);
+        for stage in 0..3 {
+            for i in 0..n {
+                let b = stage * n + i;
+                let cout = streams[stage].len();
+                let (stride, cin, route) = if stage > 0 && i == 0 {
+                    let pad = (STAGES[stage] - STAGES[stage - 1]) / 2;
+                    let from = &streams[stage - 1];
+                    (2, from.len(), shortcut_route(from, &streams[stage], pad))
+                } else {
+                    (1, cout, vec![])
+                };
+                let last = stage == 2 && i + 1 == n;
                 let relu = !last || self.final_act;
-                blocks.push(BasicBlock::new(cin, cout, stride, relu, device));
-                cin = cout;
+                blocks.push(BasicBlock::new(
+                    [cin, inner[b], cout],
+                    stride,
+                    route,
+                    relu,
+                    device,
+                ));
             }
         }
         ResNet {
-            conv: conv3x3(self.channels, 16, 1, device),
-            bn: BatchNorm2d::new(16, device),
+            conv: conv3x3(self.channels, streams[0].len(), 1, device),
+            bn: BatchNorm2d::new(streams[0].len(), device),
             blocks,
         }
     }
@@ -142,11 +201,33 @@ impl<B: Backend> ResNet<B> {
                 first: true,
             },
         );
-        let mut x = self.bn.forward_relu(stem, None); // [B, 16, H, W]
+        let x = self.bn.forward_relu(stem, None); // [B, 16, H, W]
+        let mut x = t.gate(STAGE_GROUPS[0], x);
+        let mut stage = 0;
         for (k, block) in self.blocks.iter().enumerate() {
+            if k > 0 && block.stride != 1 {
+                stage += 1;
+            }
             x = block.forward(x, t, k);
+            if let Some(group) = STAGE_GROUPS.get(stage) {
+                x = t.gate(group, x);
+            }
         }
         pool::global_avg_pool(x) // [B, 64, H/4, W/4] -> [B, 64]
+    }
+
+    /// Multiply-accumulates of one image of `h x w` (see
+    /// [`super::Backbone::macs`]).
+    pub fn macs(&self, h: usize, w: usize) -> u64 {
+        use super::layers::{conv_macs, conv_out};
+        let mut total = conv_macs(&self.conv, h, w);
+        let (mut h, mut w) = conv_out(&self.conv, h, w);
+        for b in &self.blocks {
+            total += conv_macs(&b.conv1, h, w);
+            (h, w) = conv_out(&b.conv1, h, w);
+            total += conv_macs(&b.conv2, h, w);
+        }
+        total
     }
 
     /// Per block, conv1's channels (bn1, read by conv2); per stage but the
@@ -182,7 +263,11 @@ impl<B: Backend> ResNet<B> {
             stage_of.push(s);
         }
         let stages = stage_of.last().map_or(0, |s| s + 1);
-        for s in 0..stages.saturating_sub(1) {
+        for (s, stage_name) in STAGE_GROUPS
+            .iter()
+            .enumerate()
+            .take(stages.saturating_sub(1))
+        {
             let blocks: Vec<usize> = (0..self.blocks.len())
                 .filter(|&k| stage_of[k] == s)
                 .collect();
@@ -209,7 +294,7 @@ impl<B: Backend> ResNet<B> {
             }
             let channels = blocks.first().map_or(0, |&k| width(&self.blocks[k].conv2));
             groups.push(ChannelGroup {
-                name: format!("stage{}", s + 1),
+                name: stage_name.to_string(),
                 channels,
                 producers,
                 norms,

@@ -83,6 +83,11 @@ fn structural_diffs(old: &TrainConfig, new: &TrainConfig) -> Vec<String> {
     );
     cmp("head", format!("{:?}", old.head), format!("{:?}", new.head));
     cmp(
+        "channels_kept",
+        format!("{:?}", old.channels_kept),
+        format!("{:?}", new.channels_kept),
+    );
+    cmp(
         "head-param",
         format!("{:?}", old.head_params),
         format!("{:?}", new.head_params),

@@ -98,6 +98,11 @@ pub struct TrainConfig {
     /// Its weight lambda (default: the regulariser's, see the README).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reg_weight: Option<f64>,
+    /// A pruned backbone (written by `symfeat prune`): per channel group of
+    /// the full backbone, the indices of the channels kept (see
+    /// `nets::NetSpec::kept`). Not written when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels_kept: Option<Vec<Vec<usize>>>,
 }
 
 fn is_none_word(s: &String) -> bool {
@@ -141,6 +146,7 @@ impl Default for TrainConfig {
             plateau_anneal_epochs: 0,
             regularizer: "none".into(),
             reg_weight: None,
+            channels_kept: None,
         }
     }
 }

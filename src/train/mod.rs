@@ -13,7 +13,9 @@ pub(crate) mod probe;
 pub mod regularizer;
 mod run;
 mod schedule;
+mod trained;
 
+pub(crate) use checkpoint::capture;
 pub use checkpoint::{check_fits, load_model, param_shapes};
 pub use config::{
     Normalize, TrainConfig, ValidTrainConfig, de_head_params, head_param_word, parse_head_params,
@@ -23,3 +25,4 @@ pub use model::Model;
 pub use optim::sgd;
 pub use run::{Diverged, Prepared, TrainOutcome, prepare, train, train_locked};
 pub use schedule::Schedule;
+pub use trained::{Loaded, Measured, load_run, measure};

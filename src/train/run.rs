@@ -193,6 +193,7 @@ pub fn prepare(cfg: &ValidTrainConfig) -> Result<Prepared> {
         width: train_set.width,
         lenet_dim: cfg.raw.feature_dim,
         feature_act: cfg.feature_act,
+        kept: cfg.raw.channels_kept.clone(),
     };
     spec.check().context("net")?;
     Ok(Prepared {
