@@ -209,7 +209,12 @@ pub struct RunBench {
 }
 
 /// Measure the run in `dir` (its last checkpoint) on the CPU.
-pub fn bench_run(dir: &std::path::Path, batch: usize, steps: usize, warmup: usize) -> Result<RunBench> {
+pub fn bench_run(
+    dir: &std::path::Path,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+) -> Result<RunBench> {
     let l = crate::train::load_run(dir)?;
     let device = Default::default();
     let spec = crate::train::prepare(&l.cfg)?.spec;
@@ -225,7 +230,8 @@ pub fn bench_run(dir: &std::path::Path, batch: usize, steps: usize, warmup: usiz
     }
     let mut full_spec = spec.clone();
     full_spec.kept = None;
-    let full = crate::train::model::build::<crate::backend::Cpu>(&l.cfg, &full_spec, l.classes, &device)?;
+    let full =
+        crate::train::model::build::<crate::backend::Cpu>(&l.cfg, &full_spec, l.classes, &device)?;
     let full_macs = full.net.macs(spec.height, spec.width);
     let r = infer_img_s(&[&l.model, &full], shape, steps, warmup, 5, &device);
     Ok(RunBench {

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 pub struct PruneArgs {
     /// A run directory (`symfeat train --out`), read only; its last checkpoint is pruned.
     run: PathBuf,
-    /// Criteria, comma-separated: taylor-fo-bn, taylor-fo, weight, random (several: one run each, and a figure).
+    /// Criteria, comma-separated: taylor-fo-bn, taylor-fo, taylor-so, weight, random (several: one run each, and a figure).
     #[arg(long, default_value = "taylor-fo-bn", value_delimiter = ',')]
     criterion: Vec<String>,
     /// Stop at these fractions of the base model's multiply-accumulates, comma-separated, in (0, 1].
@@ -65,17 +65,15 @@ pub(super) fn prune(a: PruneArgs) -> Result<ExitCode> {
         match Criterion::parse(c) {
             Some(k) if !criteria.contains(&k) => criteria.push(k),
             Some(_) => {}
-            None if c == "taylor-so" => bail!(
-                "--criterion taylor-so: not implemented (burn has no second derivatives; \
-                 see the README); use taylor-fo-bn or taylor-fo"
-            ),
             None => bail!("--criterion {c:?}: expected one of {}", Criterion::names()),
         }
     }
     let (target_kind, targets) = match (a.target_flops.is_empty(), a.target_params.is_empty()) {
         (false, _) => (TargetKind::Flops, a.target_flops.clone()),
         (true, false) => (TargetKind::Params, a.target_params.clone()),
-        (true, true) => bail!("give --target-flops or --target-params (fractions of the base model kept)"),
+        (true, true) => {
+            bail!("give --target-flops or --target-params (fractions of the base model kept)")
+        }
     };
     if let Some(0) = a.threads {
         bail!("--threads 0: expected at least 1");

@@ -160,7 +160,8 @@ fn flex_forward(x: &FlexTensor, stride: usize, route: &[usize]) -> Option<(FlexT
 /// operations otherwise. `H` and `W` must be multiples of `stride`.
 pub fn option_a<B: Backend>(x: Tensor<B, 4>, stride: usize, route: &[usize]) -> Tensor<B, 4> {
     let c = x.dims()[1];
-    let identity = route.is_empty() || (route.len() == c && route.iter().enumerate().all(|(o, &i)| o == i));
+    let identity =
+        route.is_empty() || (route.len() == c && route.iter().enumerate().all(|(o, &i)| o == i));
     if stride == 1 && identity {
         return x;
     }
@@ -260,7 +261,10 @@ mod tests {
         // Inference (plain flex) too.
         let x = Tensor::<Flex, 4>::random([2, 3, 4, 4], Distribution::Normal(0.0, 1.0), &dev);
         let route = padded_route(3, 1);
-        assert_eq!(vals(option_a(x.clone(), 2, &route)), vals(generic(x, 2, &route)));
+        assert_eq!(
+            vals(option_a(x.clone(), 2, &route)),
+            vals(generic(x, 2, &route))
+        );
     }
 
     /// A pruned net's route (channels dropped, zero channels, reordered
@@ -302,7 +306,11 @@ mod tests {
                 }
             }
             // Input channel 1 is not routed.
-            assert!(ours.1[(b * c + 1) * h * w..][..h * w].iter().all(|g| *g == 0.0));
+            assert!(
+                ours.1[(b * c + 1) * h * w..][..h * w]
+                    .iter()
+                    .all(|g| *g == 0.0)
+            );
         }
     }
 }

@@ -203,7 +203,10 @@ impl NetSpec {
                     kept.len(),
                     self.kind,
                     full.len(),
-                    full.iter().map(|g| g.0.as_str()).collect::<Vec<_>>().join(", ")
+                    full.iter()
+                        .map(|g| g.0.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             for ((name, width), k) in full.iter().zip(kept) {

@@ -152,10 +152,7 @@ impl ResNetConfig {
                 [k[3 * n].clone(), k[3 * n + 1].clone(), all(STAGES[2])],
                 k[..3 * n].iter().map(Vec::len).collect(),
             ),
-            None => (
-                STAGES.map(all),
-                (0..3 * n).map(|b| STAGES[b / n]).collect(),
-            ),
+            None => (STAGES.map(all), (0..3 * n).map(|b| STAGES[b / n]).collect()),
         };
         let mut blocks = Vec::with_capacity(3 * n);
         for stage in 0..3 {

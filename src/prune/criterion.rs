@@ -10,12 +10,14 @@
 //!   producer's output filter and bias), the first-order loss change of
 //!   removing them (the paper's group form; the released code's method 0
 //!   sums the squares instead);
+//! - `taylor-so`: `(-sum_s g_s w_s + 1/2 sum_s h_s w_s^2)^2`, the second-
+//!   order loss change of removing them with the Hessian diagonal `h`;
+//!   burn has no second derivatives, so `h` is Hutchinson's estimate from
+//!   two more gradients per minibatch (`engine::hessian_diagonal`; the
+//!   authors' code computes the exact diagonal by double backpropagation,
+//!   for gates only);
 //! - `weight`: `sum_s w_s^2` over the same weights (the code's method 2);
 //! - `random`: uniform scores, drawn again at every pruning round.
-//!
-//! `taylor-so` (the second-order form with the Hessian diagonal) is not
-//! implemented: burn has no second derivatives, and an estimator of the
-//! diagonal (Hutchinson with finite differences) was not built yet.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +30,9 @@ pub enum Criterion {
     /// `(sum g w)^2` over the unit's weights.
     #[serde(rename = "taylor-fo")]
     TaylorFo,
+    /// `(-sum g w + 1/2 sum h w^2)^2`, `h` the Hessian diagonal (estimated).
+    #[serde(rename = "taylor-so")]
+    TaylorSo,
     /// `sum w^2` over the unit's weights.
     #[serde(rename = "weight")]
     Weight,
@@ -38,7 +43,13 @@ pub enum Criterion {
 
 impl Criterion {
     /// Every criterion, for help texts and the oracle.
-    pub const ALL: [Criterion; 4] = [Self::TaylorFoBn, Self::TaylorFo, Self::Weight, Self::Random];
+    pub const ALL: [Criterion; 5] = [
+        Self::TaylorFoBn,
+        Self::TaylorFo,
+        Self::TaylorSo,
+        Self::Weight,
+        Self::Random,
+    ];
 
     /// Parse a CLI name.
     pub fn parse(s: &str) -> Option<Self> {
@@ -50,6 +61,7 @@ impl Criterion {
         match self {
             Self::TaylorFoBn => "taylor-fo-bn",
             Self::TaylorFo => "taylor-fo",
+            Self::TaylorSo => "taylor-so",
             Self::Weight => "weight",
             Self::Random => "random",
         }
@@ -57,19 +69,13 @@ impl Criterion {
 
     /// The names, for errors.
     pub fn names() -> String {
-        let mut v: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
-        v.push("(taylor-so: not implemented)");
+        let v: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
         v.join(", ")
     }
 
     /// Needs the gates' gradient.
     pub fn needs_gate_grad(self) -> bool {
         self == Self::TaylorFoBn
-    }
-
-    /// Needs the producers' weights (and, for `taylor-fo`, their gradients).
-    pub fn needs_weights(self) -> bool {
-        matches!(self, Self::TaylorFo | Self::Weight)
     }
 }
 
@@ -80,16 +86,29 @@ pub struct UnitWeights<'a> {
     pub w: &'a [f32],
     /// Their gradient, where the criterion needs it.
     pub g: Option<&'a [f32]>,
+    /// Their Hessian diagonal (`taylor-so`).
+    pub h: Option<&'a [f32]>,
     /// Per channel, the indices into `w`.
     pub channels: Vec<Vec<usize>>,
 }
 
 /// The unit scores of a group from its producers' tensors, `taylor-fo` or
 /// `weight`.
-pub fn weight_scores(criterion: Criterion, channels: usize, tensors: &[UnitWeights<'_>]) -> Vec<f64> {
+pub fn weight_scores(
+    criterion: Criterion,
+    channels: usize,
+    tensors: &[UnitWeights<'_>],
+) -> Vec<f64> {
     let mut first = vec![0.0f64; channels];
+    let mut second = vec![0.0f64; channels];
     let mut norm = vec![0.0f64; channels];
-    for UnitWeights { w, g, channels: chans } in tensors {
+    for UnitWeights {
+        w,
+        g,
+        h,
+        channels: chans,
+    } in tensors
+    {
         for (k, idx) in chans.iter().enumerate().take(channels) {
             for &i in idx {
                 let wi = w[i] as f64;
@@ -97,11 +116,19 @@ pub fn weight_scores(criterion: Criterion, channels: usize, tensors: &[UnitWeigh
                 if let Some(g) = g {
                     first[k] += g[i] as f64 * wi;
                 }
+                if let Some(h) = h {
+                    second[k] += 0.5 * h[i] as f64 * wi * wi;
+                }
             }
         }
     }
     match criterion {
         Criterion::TaylorFo => first.iter().map(|s| s * s).collect(),
+        Criterion::TaylorSo => first
+            .iter()
+            .zip(&second)
+            .map(|(f, s)| (s - f).powi(2))
+            .collect(),
         _ => norm,
     }
 }
@@ -115,7 +142,7 @@ mod tests {
         for c in Criterion::ALL {
             assert_eq!(Criterion::parse(c.name()), Some(c));
         }
-        assert_eq!(Criterion::parse("taylor-so"), None);
+        assert_eq!(Criterion::parse("taylor-so"), Some(Criterion::TaylorSo));
         // Two channels of two weights each, and a bias.
         let w = [1.0f32, -2.0, 3.0, 0.5];
         let g = [0.5f32, 0.25, -1.0, 2.0];
@@ -125,18 +152,33 @@ mod tests {
             UnitWeights {
                 w: &w,
                 g: Some(&g),
+                h: Some(&[2.0, 0.0, 1.0, 4.0]),
                 channels: vec![vec![0, 1], vec![2, 3]],
             },
             UnitWeights {
                 w: &b,
                 g: Some(&bg),
+                h: Some(&[0.0, 0.0]),
                 channels: vec![vec![0], vec![1]],
             },
         ];
         let fo = weight_scores(Criterion::TaylorFo, 2, &t);
         // channel 0: 0.5 - 0.5 + 0.1 = 0.1; channel 1: -3 + 1 + 0 = -2
-        assert!((fo[0] - 0.01).abs() < 1e-9 && (fo[1] - 4.0).abs() < 1e-9, "{fo:?}");
+        assert!(
+            (fo[0] - 0.01).abs() < 1e-9 && (fo[1] - 4.0).abs() < 1e-9,
+            "{fo:?}"
+        );
+        // + 1/2 sum h w^2: channel 0: 0.5 * 2 * 1 = 1, so (1 - 0.1)^2;
+        // channel 1: 0.5 * (9 + 1) = 5, so (5 + 2)^2.
+        let so = weight_scores(Criterion::TaylorSo, 2, &t);
+        assert!(
+            (so[0] - 0.81).abs() < 1e-6 && (so[1] - 49.0).abs() < 1e-6,
+            "{so:?}"
+        );
         let wn = weight_scores(Criterion::Weight, 2, &t);
-        assert!((wn[0] - 6.0).abs() < 1e-9 && (wn[1] - 13.25).abs() < 1e-9, "{wn:?}");
+        assert!(
+            (wn[0] - 6.0).abs() < 1e-9 && (wn[1] - 13.25).abs() < 1e-9,
+            "{wn:?}"
+        );
     }
 }

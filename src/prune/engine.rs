@@ -21,7 +21,7 @@ use crate::heads::{HeadOps, cross_entropy};
 use crate::nets::{ChannelGroup, NetSpec};
 use crate::run_dir::Checkpoint;
 use crate::statistics::{pearson, spearman};
-use crate::tensors::{NamedTensor, collect};
+use crate::tensors::{NamedTensor, collect, replace};
 use crate::train::eval::{batch_tensors, host_f32};
 use crate::train::{Model, ValidTrainConfig, load_model, model};
 use anyhow::{Result, bail};
@@ -224,8 +224,96 @@ fn channel_lists(shape: &[usize]) -> Vec<Vec<usize>> {
     .channels()
 }
 
-/// The per-unit scores of `criterion` from one backward pass (`grads`
-/// `None`: weight-only criteria), per group.
+/// The producers' tensor paths of `groups` (weights and biases).
+fn producer_names<B: Backend>(model: &Model<B>, groups: &[ChannelGroup]) -> Vec<String> {
+    let prefix = net_prefix(model);
+    groups
+        .iter()
+        .flat_map(|g| g.producers.iter())
+        .flat_map(|p| [format!("{prefix}{p}.weight"), format!("{prefix}{p}.bias")])
+        .collect()
+}
+
+/// The tensors `want` of `model` on the host, with their gradients from
+/// `grads` if given.
+fn producer_tensors<B: AutodiffBackend>(
+    model: &Model<B>,
+    want: &[String],
+    grads: Option<&B::Gradients>,
+) -> Result<BTreeMap<String, Held>> {
+    let mut v = ProducerTensors::<B> {
+        grads,
+        want,
+        path: vec![],
+        out: BTreeMap::new(),
+        error: None,
+    };
+    model.visit(&mut v);
+    match v.error {
+        Some(e) => bail!(e),
+        None => Ok(v.out),
+    }
+}
+
+/// Hutchinson's estimate of the Hessian diagonal of the minibatch loss on
+/// the tensors `held` (Bekas et al. 2007): `h = v * (H v)` with a
+/// Rademacher vector `v` on those tensors, `H v` by central differences of
+/// the gradient, `(g(w + e v) - g(w - e v)) / 2e`, with `e` 1 % of each
+/// tensor's RMS (two more forward and backward passes). Unbiased for the
+/// diagonal of the Hessian restricted to those tensors; noisy per
+/// minibatch, averaged over a round like the other scores.
+fn hessian_diagonal<B: AutodiffBackend>(
+    model: &Model<B>,
+    held: &BTreeMap<String, Held>,
+    loss_of: &dyn Fn(&Model<B>) -> Tensor<B, 1>,
+    rng: &mut ChaCha8Rng,
+    device: &B::Device,
+) -> Result<BTreeMap<String, Vec<f32>>> {
+    let mut probes: BTreeMap<String, (Vec<f32>, f32)> = BTreeMap::new();
+    for (name, h) in held {
+        let rms = (h.w.iter().map(|x| x * x).sum::<f32>() / h.w.len().max(1) as f32).sqrt();
+        let e = if rms > 0.0 { 1e-2 * rms } else { 1e-4 };
+        let v: Vec<f32> = (0..h.w.len())
+            .map(|_| if rng.r#gen::<bool>() { 1.0 } else { -1.0 })
+            .collect();
+        probes.insert(name.clone(), (v, e));
+    }
+    let want: Vec<String> = held.keys().cloned().collect();
+    let grad_at = |sign: f32| -> Result<BTreeMap<String, Held>> {
+        let values: BTreeMap<String, Vec<f32>> = held
+            .iter()
+            .map(|(n, h)| {
+                let (v, e) = &probes[n];
+                let w = h.w.iter().zip(v).map(|(w, v)| w + sign * e * v).collect();
+                (n.clone(), w)
+            })
+            .collect();
+        let moved = replace(model.clone(), &values, device)?;
+        let grads = loss_of(&moved).backward();
+        producer_tensors(&moved, &want, Some(&grads))
+    };
+    let (plus, minus) = (grad_at(1.0)?, grad_at(-1.0)?);
+    Ok(probes
+        .into_iter()
+        .map(|(n, (v, e))| {
+            let gp = plus[&n].g.as_deref().unwrap_or(&[]);
+            let gm = minus[&n].g.as_deref().unwrap_or(&[]);
+            let h = v
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match (gp.get(i), gm.get(i)) {
+                    (Some(a), Some(b)) => v * (a - b) / (2.0 * e),
+                    _ => 0.0,
+                })
+                .collect();
+            (n, h)
+        })
+        .collect())
+}
+
+/// The per-unit scores of `criterion` from one backward pass (`grads`),
+/// per group. `loss_of` recomputes the minibatch's loss for a model
+/// (`taylor-so`'s Hessian-vector products).
 pub(super) fn batch_scores<B: AutodiffBackend>(
     criterion: Criterion,
     model: &Model<B>,
@@ -233,6 +321,7 @@ pub(super) fn batch_scores<B: AutodiffBackend>(
     gates: &Gates<B>,
     grads: Option<&B::Gradients>,
     rng: &mut ChaCha8Rng,
+    loss_of: &dyn Fn(&Model<B>) -> Tensor<B, 1>,
 ) -> Result<Vec<Vec<f64>>> {
     match criterion {
         Criterion::Random => Ok(groups
@@ -256,29 +345,22 @@ pub(super) fn batch_scores<B: AutodiffBackend>(
                 })
                 .collect()
         }
-        Criterion::TaylorFo | Criterion::Weight => {
+        Criterion::TaylorFo | Criterion::TaylorSo | Criterion::Weight => {
             let prefix = net_prefix(model);
-            let want: Vec<String> = groups
-                .iter()
-                .flat_map(|g| g.producers.iter())
-                .flat_map(|p| {
-                    [
-                        format!("{prefix}{p}.weight"),
-                        format!("{prefix}{p}.bias"),
-                    ]
-                })
-                .collect();
-            let mut v = ProducerTensors::<B> {
-                grads: if criterion == Criterion::TaylorFo { grads } else { None },
-                want: &want,
-                path: vec![],
-                out: BTreeMap::new(),
-                error: None,
+            let want = producer_names(model, groups);
+            let with_grads = criterion != Criterion::Weight;
+            let held = producer_tensors(model, &want, if with_grads { grads } else { None })?;
+            let hess = match criterion {
+                Criterion::TaylorSo => {
+                    let device = gates
+                        .tensors()
+                        .next()
+                        .map(|z| z.device())
+                        .ok_or_else(|| anyhow::anyhow!("internal: no gates"))?;
+                    Some(hessian_diagonal(model, &held, loss_of, rng, &device)?)
+                }
+                _ => None,
             };
-            model.visit(&mut v);
-            if let Some(e) = v.error {
-                bail!(e);
-            }
             Ok(groups
                 .iter()
                 .map(|g| {
@@ -286,10 +368,11 @@ pub(super) fn batch_scores<B: AutodiffBackend>(
                         .producers
                         .iter()
                         .flat_map(|p| ["weight", "bias"].map(|k| format!("{prefix}{p}.{k}")))
-                        .filter_map(|n| v.out.get(&n))
-                        .map(|h| UnitWeights {
+                        .filter_map(|n| held.get(&n).map(|h| (n, h)))
+                        .map(|(n, h)| UnitWeights {
                             w: &h.w,
                             g: h.g.as_deref(),
+                            h: hess.as_ref().and_then(|m| m.get(&n)).map(Vec::as_slice),
                             channels: channel_lists(&h.shape),
                         })
                         .collect();
@@ -337,7 +420,9 @@ impl crate::backend::BackendJob for Job<'_> {
         let base_cost = cost_of(cfg, &spec, classes)?;
         let mut rng = ChaCha8Rng::seed_from_u64(s.seed ^ 0x5052_554E);
         let oracle = if s.oracle > 0 {
-            Some(oracle::<B>(&model, &groups, &names, train, norm, s, &device, &mut rng)?)
+            Some(oracle::<B>(
+                &model, &groups, &names, train, norm, s, &device, &mut rng,
+            )?)
         } else {
             None
         };
@@ -368,9 +453,11 @@ impl crate::backend::BackendJob for Job<'_> {
                 if s.criterion.needs_gate_grad() {
                     gates = gates.map(|z| z.require_grad());
                 }
-                let features = model.features_with(x, &gates);
-                let logits = model.head.train_logits(features, y.clone(), global);
-                let loss = cross_entropy(logits, y);
+                let loss_of = |m: &Model<B>| {
+                    let features = m.features_with(x.clone(), &gates);
+                    cross_entropy(m.head.train_logits(features, y.clone(), global), y.clone())
+                };
+                let loss = loss_of(&model);
                 let lv: f32 = loss.clone().into_scalar().elem();
                 if !lv.is_finite() {
                     bail!(
@@ -380,8 +467,15 @@ impl crate::backend::BackendJob for Job<'_> {
                     );
                 }
                 let grads = loss.backward();
-                let scores =
-                    batch_scores(s.criterion, &model, &groups, &gates, Some(&grads), &mut rng)?;
+                let scores = batch_scores(
+                    s.criterion,
+                    &model,
+                    &groups,
+                    &gates,
+                    Some(&grads),
+                    &mut rng,
+                    &loss_of,
+                )?;
                 for (a, sc) in acc.iter_mut().zip(&scores) {
                     for (a, v) in a.iter_mut().zip(sc) {
                         *a += v;
@@ -576,10 +670,13 @@ fn oracle<B: AutodiffBackend>(
     let mut scores: BTreeMap<&'static str, Vec<Vec<f64>>> = BTreeMap::new();
     for (x, y) in &batches {
         let gates = Gates::<B>::new(names, &full, device).map(|z| z.require_grad());
-        let logits = model.head.logits(model.features_with(x.clone(), &gates));
-        let grads = cross_entropy(logits, y.clone()).backward();
+        let loss_of = |m: &Model<B>| {
+            let logits = m.head.logits(m.features_with(x.clone(), &gates));
+            cross_entropy(logits, y.clone())
+        };
+        let grads = loss_of(model).backward();
         for c in Criterion::ALL {
-            let sc = batch_scores(c, model, groups, &gates, Some(&grads), rng)?;
+            let sc = batch_scores(c, model, groups, &gates, Some(&grads), rng, &loss_of)?;
             let e = scores
                 .entry(c.name())
                 .or_insert_with(|| groups.iter().map(|g| vec![0.0; g.channels]).collect());

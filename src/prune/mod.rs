@@ -207,7 +207,9 @@ pub fn run_prune(opts: &PruneOptions) -> Result<Vec<PruneResult>> {
             criterion,
             target_kind: opts.target_kind,
             targets: targets.clone(),
-            per_round: opts.per_round.unwrap_or(((units as f64 * 0.005).round() as usize).max(1)),
+            per_round: opts
+                .per_round
+                .unwrap_or(((units as f64 * 0.005).round() as usize).max(1)),
             every: opts.every,
             mix: opts.mix,
             lr,
@@ -319,7 +321,9 @@ fn check_options(o: &PruneOptions) -> Result<()> {
         bail!("give --target-flops or --target-params");
     }
     if let Some(t) = o.targets.iter().find(|t| !(**t > 0.0 && **t <= 1.0)) {
-        bail!("--target-flops/--target-params {t}: expected fractions in (0, 1] of the base model's cost");
+        bail!(
+            "--target-flops/--target-params {t}: expected fractions in (0, 1] of the base model's cost"
+        );
     }
     if o.every == 0 {
         bail!("--prune-every 0: expected at least 1 minibatch per round");
@@ -417,7 +421,12 @@ fn write_pruned(
         .filter(|&m| m > 0 && m < finetune_epochs)
         .collect();
     milestones.dedup();
-    raw.schedule = if milestones.is_empty() { "const" } else { "multistep" }.into();
+    raw.schedule = if milestones.is_empty() {
+        "const"
+    } else {
+        "multistep"
+    }
+    .into();
     raw.milestones = milestones;
     raw.gamma = 0.1;
     let vcfg: ValidTrainConfig = raw.check().context("the pruned run's configuration")?;
@@ -476,7 +485,11 @@ fn write_pruned(
         5,
         &device,
     );
-    let size = |d: &Path| std::fs::metadata(d.join(run_dir::WEIGHTS)).ok().map(|m| m.len());
+    let size = |d: &Path| {
+        std::fs::metadata(d.join(run_dir::WEIGHTS))
+            .ok()
+            .map(|m| m.len())
+    };
     let groups = base.model.net.channel_groups();
     Ok(PruneResult {
         base: opts.run.display().to_string(),

@@ -65,7 +65,13 @@ pub fn cost<B: Backend>(model: &Model<B>, h: usize, w: usize, classes: usize, d:
 /// unused).
 pub fn cost_of(cfg: &ValidTrainConfig, spec: &NetSpec, classes: usize) -> Result<Cost> {
     let m = model::build::<Cpu>(cfg, spec, classes, &Default::default())?;
-    Ok(cost(&m, spec.height, spec.width, classes, spec.feature_dim()))
+    Ok(cost(
+        &m,
+        spec.height,
+        spec.width,
+        classes,
+        spec.feature_dim(),
+    ))
 }
 
 /// `spec` with `keep[g]` (indices into the channels group `g` has in

@@ -102,7 +102,9 @@ fn some_kept(groups: &[crate::nets::ChannelGroup], seed: u64) -> Vec<Vec<usize>>
     groups
         .iter()
         .map(|g| {
-            let mut k: Vec<usize> = (0..g.channels).filter(|_| rng.r#gen::<f64>() > 0.35).collect();
+            let mut k: Vec<usize> = (0..g.channels)
+                .filter(|_| rng.r#gen::<f64>() > 0.35)
+                .collect();
             if k.is_empty() {
                 k.push(g.channels - 1);
             }
@@ -133,7 +135,12 @@ fn a_rebuilt_model_gives_the_gated_models_logits() {
         let keep = some_kept(&groups, 5);
         let x = images::<Cpu>(3, &spec, 1, &dev);
         let gated = Gates::<Cpu>::new(&names, &alive_of(&groups, &keep), &dev);
-        let want: Vec<f32> = m.forward_with(x.clone(), &gated).1.into_data().to_vec().unwrap();
+        let want: Vec<f32> = m
+            .forward_with(x.clone(), &gated)
+            .1
+            .into_data()
+            .to_vec()
+            .unwrap();
         let (small, small_spec) = rebuild(&m, &cfg, &spec, &keep, CLASSES, &dev).unwrap();
         let got: Vec<f32> = small.forward(x.clone()).1.into_data().to_vec().unwrap();
         let close = |a: &[f32], b: &[f32]| {
@@ -143,14 +150,24 @@ fn a_rebuilt_model_gives_the_gated_models_logits() {
         };
         assert!(close(&want, &got), "{:?}: {want:?} vs {got:?}", spec.kind);
         // The rebuilt net's groups have the kept widths.
-        let widths: Vec<usize> = small.net.channel_groups().iter().map(|g| g.channels).collect();
+        let widths: Vec<usize> = small
+            .net
+            .channel_groups()
+            .iter()
+            .map(|g| g.channels)
+            .collect();
         let kept: Vec<usize> = keep.iter().map(Vec::len).collect();
         assert_eq!(widths, kept, "{:?}", spec.kind);
         // Pruning the pruned net again: its keep lists compose.
         let groups2 = small.net.channel_groups();
         let keep2 = some_kept(&groups2, 9);
         let gated2 = Gates::<Cpu>::new(&names, &alive_of(&groups2, &keep2), &dev);
-        let want2: Vec<f32> = small.forward_with(x.clone(), &gated2).1.into_data().to_vec().unwrap();
+        let want2: Vec<f32> = small
+            .forward_with(x.clone(), &gated2)
+            .1
+            .into_data()
+            .to_vec()
+            .unwrap();
         let (smaller, s2) = rebuild(&small, &cfg, &small_spec, &keep2, CLASSES, &dev).unwrap();
         let got2: Vec<f32> = smaller.forward(x).1.into_data().to_vec().unwrap();
         assert!(close(&want2, &got2), "{:?} twice", spec.kind);
@@ -187,14 +204,20 @@ fn costs_match_hand_counts() {
         Some(vec![(0..20).collect(), (0..40).collect()]),
     );
     assert_eq!(c.macs, 392_000 + 3_920_000 + 250_880 + 1_280);
-    assert_eq!(c.params, (500 + 20) + (20_000 + 40) + (250_880 + 128) + 1_290);
+    assert_eq!(
+        c.params,
+        (500 + 20) + (20_000 + 40) + (250_880 + 128) + 1_290
+    );
     // MLP: 784x256 + 256x128, head.
     let c = count(NetKind::Mlp, 1, 28, None);
     assert_eq!(c.macs, 200_704 + 32_768 + 1_280);
     assert_eq!(c.params, 200_960 + 32_896 + 1_290);
     // LeNet++ (D = 3): six 5x5 convs at 28, 28, 14, 14, 7, 7; fc 128x3x3 -> 3.
     let c = count(NetKind::Lenet, 1, 28, None);
-    let convs = 32 * 25 * 784 + 32 * 32 * 25 * 784 + 64 * 32 * 25 * 196 + 64 * 64 * 25 * 196
+    let convs = 32 * 25 * 784
+        + 32 * 32 * 25 * 784
+        + 64 * 32 * 25 * 196
+        + 64 * 64 * 25 * 196
         + 128 * 64 * 25 * 49
         + 128 * 128 * 25 * 49;
     assert_eq!(c.macs, (convs + 1152 * 3 + 3 * 10) as u64);
@@ -202,7 +225,8 @@ fn costs_match_hand_counts() {
     let c = count(NetKind::Resnet20, 3, 32, None);
     assert_eq!(c.macs, 40_550_400 + 640);
     // Convs 0.2697 M weights; BN gamma/beta 2 x (16 + 6x16 + 6x32 + 6x64); head 650.
-    let convs = 3 * 16 * 9 + 6 * 16 * 16 * 9 + (16 * 32 + 5 * 32 * 32) * 9 + (32 * 64 + 5 * 64 * 64) * 9;
+    let convs =
+        3 * 16 * 9 + 6 * 16 * 16 * 9 + (16 * 32 + 5 * 32 * 32) * 9 + (32 * 64 + 5 * 64 * 64) * 9;
     assert_eq!(c.params, (convs + 2 * (16 + 96 + 192 + 384) + 650) as u64);
 }
 
@@ -250,15 +274,24 @@ fn taylor_scores_match_finite_differences_on_the_gate() {
         let loss = |z: &[Vec<f32>]| -> f64 {
             let gates = Gates::<CpuTrain>::from_values(&names, z, &dev);
             let logits = m.head.logits(m.features_with(x.clone(), &gates));
-            let l: f32 = crate::heads::cross_entropy(logits, y.clone()).into_scalar().elem();
+            let l: f32 = crate::heads::cross_entropy(logits, y.clone())
+                .into_scalar()
+                .elem();
             l as f64
         };
         let gates = Gates::<CpuTrain>::from_values(&names, &ones, &dev).map(|z| z.require_grad());
         let logits = m.head.logits(m.features_with(x.clone(), &gates));
         let grads = crate::heads::cross_entropy(logits, y.clone()).backward();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let bn = batch_scores(Criterion::TaylorFoBn, &m, &groups, &gates, Some(&grads), &mut rng).unwrap();
-        let fo = batch_scores(Criterion::TaylorFo, &m, &groups, &gates, Some(&grads), &mut rng).unwrap();
+        let loss_of = |m: &Model<CpuTrain>| {
+            let logits = m.head.logits(m.features_with(x.clone(), &gates));
+            crate::heads::cross_entropy(logits, y.clone())
+        };
+        let score = |c, rng: &mut ChaCha8Rng| {
+            batch_scores(c, &m, &groups, &gates, Some(&grads), rng, &loss_of).unwrap()
+        };
+        let bn = score(Criterion::TaylorFoBn, &mut rng);
+        let fo = score(Criterion::TaylorFo, &mut rng);
         // Small steps: ReLU kinks make the central difference's error
         // shrink only linearly in eps (ResNet's stage1 gate, whose four
         // sites move together: 9 % off at 2e-3, 4.5 % at 1e-3 and 5e-4,

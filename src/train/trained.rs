@@ -101,4 +101,3 @@ pub fn measure(l: &Loaded, model: &Model<Cpu>) -> Result<Measured> {
         nc3: a.map(|a| a.nc.nc3),
     })
 }
-
