@@ -215,9 +215,9 @@ pub fn bench_run(
     steps: usize,
     warmup: usize,
 ) -> Result<RunBench> {
-    let l = crate::train::load_run(dir)?;
+    let (l, prepared) = crate::train::load_run_prepared(dir)?;
     let device = Default::default();
-    let spec = crate::train::prepare(&l.cfg)?.spec;
+    let spec = prepared.spec;
     let shape = [batch, spec.channels, spec.height, spec.width];
     let macs = l.model.net.macs(spec.height, spec.width);
     if spec.kept.is_none() {

@@ -92,3 +92,28 @@ pub fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8
     out.extend_from_slice(data);
     out
 }
+
+/// Train a small run on the synthetic MNIST of `data` into `out` (batch
+/// 32, one thread, a 100-image probe): `symfeat train` with `args`.
+pub fn train_run(data: &Path, out: &Path, args: &[&str]) {
+    let o = assert_cmd::Command::cargo_bin("symfeat")
+        .unwrap()
+        .args([
+            "train",
+            "--dataset",
+            "mnist",
+            "--batch",
+            "32",
+            "--threads",
+            "1",
+        ])
+        .args(["--probe-train-samples", "100"])
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

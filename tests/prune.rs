@@ -13,29 +13,7 @@ fn symfeat() -> Command {
 }
 
 fn train_run(data: &Path, out: &Path, net: &str) {
-    let o = symfeat()
-        .args([
-            "train",
-            "--dataset",
-            "mnist",
-            "--net",
-            net,
-            "--epochs",
-            "1",
-            "--batch",
-            "32",
-            "--threads",
-            "1",
-            "--probe-train-samples",
-            "100",
-        ])
-        .arg("--data")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::train_run(data, out, &["--net", net, "--epochs", "1"]);
 }
 
 fn json(path: &Path) -> serde_json::Value {

@@ -12,31 +12,9 @@ fn symfeat() -> Command {
 
 /// Train a small run (MLP on synthetic MNIST, 2 epochs) into `out`.
 fn train_run(data: &Path, out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "train",
-        "--dataset",
-        "mnist",
-        "--net",
-        "mlp",
-        "--epochs",
-        "2",
-        "--batch",
-        "32",
-        "--threads",
-        "1",
-        "--probe-train-samples",
-        "100",
-    ];
+    let mut args = vec!["--net", "mlp", "--epochs", "2"];
     args.extend_from_slice(extra);
-    let o = symfeat()
-        .args(&args)
-        .arg("--data")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::train_run(data, out, &args);
 }
 
 fn json(path: &Path) -> serde_json::Value {

@@ -23,11 +23,13 @@ pub use engine::{Correlation, Oracle, StepLine, TargetKind};
 pub use gates::Gates;
 pub use rebuild::{Cost, cost};
 
-use crate::backend::{Cpu, CpuTrain, run_on};
+use crate::backend::{CpuTrain, run_on};
 use crate::report::plot::{Band, CurvesFigure, png_and_svg};
-use crate::run_dir::{self, Checkpoint, CheckpointState, RunFiles};
+use crate::run_dir::{self, Checkpoint, CheckpointState};
 use crate::tensors::{collect, replace};
-use crate::train::{Loaded, Measured, ValidTrainConfig, measure, model, param_shapes, prepare};
+use crate::train::{
+    Loaded, Measured, ValidTrainConfig, load_run_prepared, measure, model, param_shapes,
+};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -132,45 +134,11 @@ pub struct PruneResult {
 pub fn run_prune(opts: &PruneOptions) -> Result<Vec<PruneResult>> {
     check_options(opts)?;
     let base_dir = &opts.run;
-    let Some(files) = RunFiles::read(base_dir)? else {
-        bail!(
-            "{}: not a run directory (no {})",
-            base_dir.display(),
-            run_dir::CONFIG
-        );
-    };
+    let (loaded, prepared) = load_run_prepared(base_dir)?;
     let ck_path = base_dir.join(run_dir::CHECKPOINT);
-    if !ck_path.exists() {
-        bail!(
-            "{}: the run has no model yet (no {}: train it first)",
-            base_dir.display(),
-            run_dir::CHECKPOINT
-        );
-    }
-    let cfg = files
-        .config
-        .check()
-        .with_context(|| format!("{}", base_dir.join(run_dir::CONFIG).display()))?;
-    let prepared = prepare(&cfg)?;
-    let classes = prepared.train_set.num_classes;
+    let cfg = loaded.cfg.clone();
+    let classes = loaded.classes;
     let spec = prepared.spec.clone();
-    let device = Default::default();
-    let base_model = model::build::<Cpu>(&cfg, &spec, classes, &device)?;
-    let base_model = crate::train::load_model(
-        Checkpoint::load(&ck_path)?,
-        &ck_path,
-        &cfg.raw,
-        base_model,
-        &device,
-    )?;
-    let loaded = Loaded {
-        files,
-        cfg: cfg.clone(),
-        test: prepared.test_set.clone(),
-        norm: prepared.norm.clone(),
-        model: base_model,
-        classes,
-    };
     let before = measure(&loaded, &loaded.model)?;
     let base_cost = rebuild::cost_of(&cfg, &spec, classes)?;
     let units: usize = spec

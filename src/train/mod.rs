@@ -25,4 +25,4 @@ pub use model::Model;
 pub use optim::sgd;
 pub use run::{Diverged, Prepared, TrainOutcome, prepare, train, train_locked};
 pub use schedule::Schedule;
-pub use trained::{Loaded, Measured, load_run, measure};
+pub use trained::{Loaded, Measured, load_run, load_run_prepared, measure};

@@ -4,7 +4,7 @@
 
 use super::eval::evaluate;
 use super::probe::probe_line;
-use super::{Model, ValidTrainConfig};
+use super::{Model, Prepared, ValidTrainConfig};
 use crate::backend::Cpu;
 use crate::data::{ImageSet, Normalizer};
 use crate::nets::Identity;
@@ -44,6 +44,12 @@ pub struct Loaded {
 
 /// Load the run in `dir` with its model (the last checkpoint) and data.
 pub fn load_run(dir: &Path) -> Result<Loaded> {
+    load_run_prepared(dir).map(|(l, _)| l)
+}
+
+/// [`load_run`], and what the run trains on (its training set, its
+/// backbone's spec).
+pub fn load_run_prepared(dir: &Path) -> Result<(Loaded, Prepared)> {
     let Some(files) = RunFiles::read(dir)? else {
         bail!(
             "{}: not a run directory (no {})",
@@ -63,20 +69,21 @@ pub fn load_run(dir: &Path) -> Result<Loaded> {
         .config
         .check()
         .with_context(|| format!("{}", dir.join(run_dir::CONFIG).display()))?;
-    let prepared = crate::train::prepare(&cfg)?;
+    let prepared = super::prepare(&cfg)?;
     let device = Default::default();
     let classes = prepared.train_set.num_classes;
-    let model = crate::train::model::build::<Cpu>(&cfg, &prepared.spec, classes, &device)?;
+    let model = super::model::build::<Cpu>(&cfg, &prepared.spec, classes, &device)?;
     let ck = Checkpoint::load(&ck_path)?;
-    let model = crate::train::load_model(ck, &ck_path, &cfg.raw, model, &device)?;
-    Ok(Loaded {
+    let model = super::load_model(ck, &ck_path, &cfg.raw, model, &device)?;
+    let loaded = Loaded {
         files,
         cfg,
-        test: prepared.test_set,
-        norm: prepared.norm,
+        test: prepared.test_set.clone(),
+        norm: prepared.norm.clone(),
         model,
         classes,
-    })
+    };
+    Ok((loaded, prepared))
 }
 
 /// Test accuracy, loss and geometry of `model`.
