@@ -292,3 +292,35 @@ fn bad_prune_input_is_a_clear_error_and_the_base_run_is_untouched() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn a_parameter_target_with_the_second_order_criterion_on_an_mlp() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 200, 100, 6);
+    let base = dir.path().join("base");
+    train_run(dir.path(), &base, "mlp");
+    let out = dir.path().join("p");
+    let o = prune(
+        &base,
+        &out,
+        &[
+            "--criterion",
+            "taylor-so",
+            "--target-params",
+            "0.5",
+            "--prune-units",
+            "16",
+            "--finetune-epochs",
+            "1",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = json(&out.join("prune.json"));
+    assert_eq!(r["criterion"], "taylor-so");
+    assert_eq!(r["target_kind"], "params");
+    let f = |k: &str| r[k].as_f64().unwrap();
+    assert!(f("params_after") <= 0.5 * f("params_before"), "{r}");
+    let kept = &r["kept"]["fc1"];
+    assert_eq!(kept[1].as_u64(), Some(256));
+    assert!(kept[0].as_u64().unwrap() < 128, "{kept}");
+}

@@ -160,6 +160,13 @@ pub fn run_prune(opts: &PruneOptions) -> Result<Vec<PruneResult>> {
         std::fs::create_dir_all(&opts.out)
             .with_context(|| format!("cannot create {}", opts.out.display()))?;
     }
+    // The directory of several runs is written by one process at a time
+    // (each run inside is locked while it is written).
+    let _parent = if several {
+        Some(run_dir::lock(&opts.out, "prune")?)
+    } else {
+        None
+    };
     eprintln!(
         "symfeat prune: {} ({:?}, {} units, {} MACs, {} parameters, test acc {:.2} %)",
         base_dir.display(),
