@@ -158,10 +158,13 @@ pub struct Job<'a> {
 }
 
 /// A producer tensor read to the host.
-struct Held {
-    w: Vec<f32>,
-    g: Option<Vec<f32>>,
-    shape: Vec<usize>,
+pub(super) struct Held {
+    /// Values.
+    pub(super) w: Vec<f32>,
+    /// Gradient.
+    pub(super) g: Option<Vec<f32>>,
+    /// Shape.
+    pub(super) shape: Vec<usize>,
 }
 
 /// Producers' weights and gradients, by parameter path.
@@ -225,7 +228,7 @@ fn channel_lists(shape: &[usize]) -> Vec<Vec<usize>> {
 }
 
 /// The producers' tensor paths of `groups` (weights and biases).
-fn producer_names<B: Backend>(model: &Model<B>, groups: &[ChannelGroup]) -> Vec<String> {
+pub(super) fn producer_names<B: Backend>(model: &Model<B>, groups: &[ChannelGroup]) -> Vec<String> {
     let prefix = net_prefix(model);
     groups
         .iter()
@@ -236,7 +239,7 @@ fn producer_names<B: Backend>(model: &Model<B>, groups: &[ChannelGroup]) -> Vec<
 
 /// The tensors `want` of `model` on the host, with their gradients from
 /// `grads` if given.
-fn producer_tensors<B: AutodiffBackend>(
+pub(super) fn producer_tensors<B: AutodiffBackend>(
     model: &Model<B>,
     want: &[String],
     grads: Option<&B::Gradients>,
@@ -262,7 +265,7 @@ fn producer_tensors<B: AutodiffBackend>(
 /// tensor's RMS (two more forward and backward passes). Unbiased for the
 /// diagonal of the Hessian restricted to those tensors; noisy per
 /// minibatch, averaged over a round like the other scores.
-fn hessian_diagonal<B: AutodiffBackend>(
+pub(super) fn hessian_diagonal<B: AutodiffBackend>(
     model: &Model<B>,
     held: &BTreeMap<String, Held>,
     loss_of: &dyn Fn(&Model<B>) -> Tensor<B, 1>,

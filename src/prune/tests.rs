@@ -333,3 +333,101 @@ fn taylor_scores_match_finite_differences_on_the_gate() {
         assert!(checked >= 4);
     }
 }
+
+/// A float parameter of `model` by path, flattened, inside the autodiff
+/// graph.
+fn param_of<B: Backend>(model: &Model<B>, name: &str) -> Tensor<B, 1> {
+    struct Find<B: Backend> {
+        path: Vec<String>,
+        want: String,
+        found: Option<Tensor<B, 1>>,
+    }
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Find<B> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<B, D>>) {
+            if self.path.join(".") == self.want {
+                let t = p.val();
+                let n = t.shape().num_elements();
+                self.found = Some(t.reshape([n]));
+            }
+        }
+    }
+    let mut f = Find {
+        path: vec![],
+        want: name.to_string(),
+        found: None,
+    };
+    burn::module::Module::visit(model, &mut f);
+    f.found.unwrap_or_else(|| panic!("no {name}"))
+}
+
+/// Hutchinson's Hessian diagonal on a loss of known Hessian: with
+/// `L = sum a w^2 + sum b w^3` of conv1's weights (diagonal Hessian
+/// `2a + 6bw`) every probe gives it exactly, and the other producers get 0;
+/// adding `c (sum w)^2` (off-diagonal terms), the mean over probes is
+/// `2a + 6bw + 2c`.
+#[test]
+fn the_hessian_diagonal_estimate_matches_a_closed_form() {
+    use super::engine::{hessian_diagonal, producer_names, producer_tensors};
+    let dev = Default::default();
+    let (cfg, spec) = setup(NetKind::Cnn, 1, 8);
+    let m = model::build::<CpuTrain>(&cfg, &spec, CLASSES, &dev).unwrap();
+    let m = randomised(m, 8, &dev);
+    let groups = m.net.channel_groups();
+    let name = "net.Cnn.conv1.weight";
+    let n = 32 * 25;
+    let a: Vec<f32> = (0..n).map(|i| 0.5 + (i % 7) as f32 * 0.25).collect();
+    let b: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
+    let (ta, tb) = (
+        Tensor::<CpuTrain, 1>::from_floats(a.as_slice(), &dev),
+        Tensor::<CpuTrain, 1>::from_floats(b.as_slice(), &dev),
+    );
+    let want = producer_names(&m, &groups);
+    let held = producer_tensors(&m, &want, None).unwrap();
+    let w = held[name].w.clone();
+    let exact: Vec<f32> = (0..n).map(|i| 2.0 * a[i] + 6.0 * b[i] * w[i]).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for c in [0.0f32, 0.01] {
+        let loss_of = |m: &Model<CpuTrain>| {
+            let w = param_of(m, name);
+            let quad = (w.clone() * w.clone() * ta.clone()).sum();
+            let cubic = (w.clone().powf_scalar(3.0) * tb.clone()).sum();
+            let coupled = w.sum().powf_scalar(2.0) * c;
+            quad + cubic + coupled
+        };
+        let probes = if c == 0.0 { 1 } else { 400 };
+        let mut mean = vec![0.0f64; n];
+        for _ in 0..probes {
+            let h = hessian_diagonal(&m, &held, &loss_of, &mut rng, &dev).unwrap();
+            for (m, v) in mean.iter_mut().zip(&h[name]) {
+                *m += *v as f64 / probes as f64;
+            }
+            // The other producers do not enter this loss.
+            assert!(h["net.Cnn.conv2.weight"].iter().all(|v| v.abs() < 1e-3));
+        }
+        // Per coordinate the off-diagonal terms add `2c v_i sum_j v_j`, of
+        // standard deviation `2c sqrt(n - 1)` per probe: 4 sigma allowed.
+        let sigma = 2.0 * c as f64 * ((n - 1) as f64 / probes as f64).sqrt();
+        for i in (0..n).step_by(37) {
+            let want = exact[i] as f64 + 2.0 * c as f64;
+            let tol = 1e-3 * want.abs() + 1e-3 + 4.0 * sigma;
+            assert!(
+                (mean[i] - want).abs() <= tol,
+                "c {c} [{i}]: {} vs {want}",
+                mean[i]
+            );
+        }
+        // Over all coordinates the noise averages out (std about
+        // 2c sqrt(2 / probes)) and the shift 2c of the coupling shows.
+        let shift: f64 = (0..n).map(|i| mean[i] - exact[i] as f64).sum::<f64>() / n as f64;
+        assert!(
+            (shift - 2.0 * c as f64).abs() <= 1e-3 + 0.25 * 2.0 * c as f64,
+            "c {c}: mean shift {shift}"
+        );
+    }
+}
