@@ -355,11 +355,11 @@ pub(super) fn batch_scores<B: AutodiffBackend>(
             let held = producer_tensors(model, &want, if with_grads { grads } else { None })?;
             let hess = match criterion {
                 Criterion::TaylorSo => {
-                    let device = gates
-                        .tensors()
+                    let device = model
+                        .devices()
+                        .into_iter()
                         .next()
-                        .map(|z| z.device())
-                        .ok_or_else(|| anyhow::anyhow!("internal: no gates"))?;
+                        .ok_or_else(|| anyhow::anyhow!("internal: a model on no device"))?;
                     Some(hessian_diagonal(model, &held, loss_of, rng, &device)?)
                 }
                 _ => None,
@@ -452,10 +452,11 @@ impl crate::backend::BackendJob for Job<'_> {
             for idx in order.chunks(s.batch) {
                 let augment = cfg.augment.then_some((&aug, &mut rng));
                 let (x, y) = batch_tensors::<B>(train, idx, norm, augment, &mut buf, &device);
-                let mut gates = Gates::<B>::new(&names, &alive, &device);
-                if s.criterion.needs_gate_grad() {
-                    gates = gates.map(|z| z.require_grad());
-                }
+                let gates = if s.criterion.needs_gate_grad() {
+                    Gates::<B>::new(&names, &alive, &device).map(|z| z.require_grad())
+                } else {
+                    Gates::<B>::removed_only(&names, &alive, &device)
+                };
                 let loss_of = |m: &Model<B>| {
                     let features = m.features_with(x.clone(), &gates);
                     cross_entropy(m.head.train_logits(features, y.clone(), global), y.clone())
@@ -578,13 +579,17 @@ impl crate::backend::BackendJob for Job<'_> {
                         step: steps.len(),
                         tensors: collect(&valid)?,
                     });
-                    bar.println(format!(
-                        "target {} reached after {} rounds ({batches} minibatches): {} MACs, {} parameters",
-                        s.targets[next],
-                        steps.len(),
-                        cost.macs,
-                        cost.params
-                    ));
+                    // Printed also when stderr is not a terminal (the bar
+                    // is hidden then, and its println with it).
+                    bar.suspend(|| {
+                        eprintln!(
+                            "target {} reached after {} rounds ({batches} minibatches): {} MACs, {} parameters",
+                            s.targets[next],
+                            steps.len(),
+                            cost.macs,
+                            cost.params
+                        )
+                    });
                     next += 1;
                 }
                 if next == s.targets.len() {
@@ -612,8 +617,9 @@ impl crate::backend::BackendJob for Job<'_> {
 /// The oracle check on the base model: for `s.oracle` random units, the
 /// loss change when the unit alone is gated off, on a fixed batch set (the
 /// first `s.oracle_batches` minibatches of the training set in file
-/// order, no augmentation, the model in training mode as while pruning),
-/// against each criterion's score on the same batches.
+/// order, no augmentation, the model in evaluation mode), against each
+/// criterion's score on the same batches (from training-mode gradients, as
+/// while pruning).
 #[allow(clippy::too_many_arguments)]
 fn oracle<B: AutodiffBackend>(
     model: &Model<B>,
@@ -645,11 +651,20 @@ fn oracle<B: AutodiffBackend>(
         .chunks(s.batch)
         .map(|c| batch_tensors::<B>(train, c, norm, None, &mut buf, device))
         .collect();
+    // The true importance of the model as it is used: evaluation mode
+    // (BatchNorm's running statistics), no autodiff graph (forward passes
+    // on the autodiff backend without a backward pass keep their graphs:
+    // ResNet-20's 400 of them ran out of memory).
+    let valid = model.valid();
+    let inner: Vec<(Tensor<B::InnerBackend, 4>, Tensor<B::InnerBackend, 1, Int>)> = batches
+        .iter()
+        .map(|(x, y)| (x.clone().inner(), y.clone().inner()))
+        .collect();
     let loss_with = |alive: &[Vec<bool>]| -> f64 {
-        let gates = Gates::<B>::new(names, alive, device);
+        let gates = Gates::<B::InnerBackend>::new(names, alive, device);
         let mut total = 0.0;
-        for (x, y) in &batches {
-            let logits = model.head.logits(model.features_with(x.clone(), &gates));
+        for (x, y) in &inner {
+            let logits = valid.head.logits(valid.features_with(x.clone(), &gates));
             let l: f32 = cross_entropy(logits, y.clone()).into_scalar().elem();
             total += l as f64;
         }

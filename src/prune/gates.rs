@@ -38,6 +38,19 @@ impl<B: Backend> Gates<B> {
         Self { gates }
     }
 
+    /// Only the groups with a removed unit (an all-ones gate is the
+    /// identity: skipping its multiplication saves a broadcast pass per
+    /// group where no gradient on the gates is needed).
+    pub fn removed_only(names: &[String], alive: &[Vec<bool>], device: &B::Device) -> Self {
+        let (n, a): (Vec<String>, Vec<Vec<bool>>) = names
+            .iter()
+            .zip(alive)
+            .filter(|(_, a)| a.iter().any(|on| !on))
+            .map(|(n, a)| (n.clone(), a.clone()))
+            .unzip();
+        Self::new(&n, &a, device)
+    }
+
     /// The gate tensors, in the groups' order (to mark them for gradients,
     /// or read their gradients).
     pub fn tensors(&self) -> impl Iterator<Item = &Tensor<B, 1>> {
