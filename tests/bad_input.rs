@@ -863,6 +863,49 @@ fn train_cases(t: &mut Table) {
     put(&corrupt, "checkpoint.bin", &ck[..ck.len() / 2]);
     t.add("train_resume_truncated_checkpoint", run(t, "train_corrupt_checkpoint", &["--resume"]),
         &["checkpoint.bin", "unusable", "checksum mismatch"]);
+    // prune on the finished run: bad options, targets it cannot reach, and
+    // directories it must not write; the base run stays as it was (checked
+    // with the files above) and no output directory appears.
+    let pout = t.root.path().join("prune_out");
+    let pout_s = pout.display().to_string();
+    let prune = |extra: &[&str]| with_extra(args!["prune", done_s, "--out", pout_s], extra);
+    for (name, extra, expect) in [
+        ("prune_target_zero", &["--target-flops", "0"][..], &["--target-flops/--target-params 0", "(0, 1]"][..]),
+        ("prune_target_above_one", &["--target-flops", "1.5"], &["1.5", "(0, 1]"]),
+        ("prune_target_params_negative", &["--target-params=-0.2"], &["-0.2", "(0, 1]"]),
+        ("prune_no_target", &[], &["--target-flops or --target-params"]),
+        ("prune_both_targets", &["--target-flops", "0.5", "--target-params", "0.5"], &["--target-flops", "cannot be used with"]),
+        ("prune_unknown_criterion", &["--target-flops", "0.5", "--criterion", "magic"], &["--criterion \"magic\"", "taylor-fo-bn"]),
+        ("prune_finetune_zero", &["--target-flops", "0.5", "--finetune-epochs", "0"], &["--finetune-epochs 0", "at least 1"]),
+        ("prune_units_zero", &["--target-flops", "0.5", "--prune-units", "0"], &["--prune-units 0", "at least 1 unit"]),
+        ("prune_every_zero", &["--target-flops", "0.5", "--prune-every", "0"], &["--prune-every 0", "at least 1 minibatch"]),
+        ("prune_score_mix_one", &["--target-flops", "0.5", "--score-mix", "1"], &["--score-mix 1", "[0, 1)"]),
+        ("prune_lr_negative", &["--target-flops", "0.5", "--lr=-1"], &["--lr -1", "positive"]),
+        ("prune_lr_nan", &["--target-flops", "0.5", "--lr", "NaN"], &["--lr NaN", "positive"]),
+        ("prune_momentum_one", &["--target-flops", "0.5", "--momentum", "1"], &["--momentum 1", "[0, 1)"]),
+        ("prune_oracle_batches_zero", &["--target-flops", "0.5", "--oracle", "4", "--oracle-batches", "0"], &["--oracle-batches 0", "at least 1"]),
+        ("prune_bench_batch_zero", &["--target-flops", "0.5", "--bench-batch", "0"], &["--bench-batch 0", "at least 1"]),
+        ("prune_threads_zero", &["--target-flops", "0.5", "--threads", "0"], &["--threads 0", "at least 1"]),
+        ("prune_unreachable_target", &["--target-flops", "0.001", "--prune-every", "1", "--prune-units", "64", "--threads", "1"],
+            &["target 0.001 cannot be reached", "one unit"]),
+    ] {
+        t.add(name, prune(extra), expect);
+    }
+    t.absent.push(pout);
+    t.add("prune_out_is_the_base", args!["prune", done_s, "--out", done_s, "--target-flops", "0.5"],
+        &["--out", "never written"]);
+    let not_run = t.dir("prune_not_a_run");
+    t.add("prune_not_a_run", args!["prune", not_run, "--out", not_run.join("p"), "--target-flops", "0.5"],
+        &["not a run directory", "config.toml"]);
+    t.absent.push(not_run.join("p"));
+    let no_model = t.dir("prune_no_model");
+    fs::copy(done.join("config.toml"), no_model.join("config.toml")).unwrap();
+    t.add("prune_run_without_model", args!["prune", no_model, "--out", no_model.join("p"), "--target-flops", "0.5"],
+        &["no checkpoint.bin", "train it first"]);
+    t.absent.push(no_model.join("p"));
+    t.add("bench_run_not_a_run", args!["bench", "--run", not_run], &["not a run directory"]);
+    t.add("bench_run_with_model", args!["bench", "--run", done_s, "--model", "cnn"], &["--run", "cannot be used with"]);
+    t.add("bench_run_batch_zero", args!["bench", "--run", done_s, "--batch", "0"], &["--batch", "at least 1"]);
     t.add("bench_unknown_model", args!["bench", "--model", "vgg"], &["--model \"vgg\"", "cnn or resnet20"]);
     t.add("bench_batch_zero", args!["bench", "--batch", "0"], &["--batch", "at least 1"]);
     if !cfg!(feature = "tch") {
