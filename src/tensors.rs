@@ -34,20 +34,27 @@ pub struct NamedTensor {
 impl NamedTensor {
     /// The output-channel groups: index lists into `values`.
     pub fn channels(&self) -> Vec<Vec<usize>> {
-        match (self.shape.len(), self.column_channels) {
-            (2, true) => {
-                let (rows, cols) = (self.shape[0], self.shape[1]);
-                (0..cols)
-                    .map(|j| (0..rows).map(|i| i * cols + j).collect())
-                    .collect()
-            }
-            _ => {
-                let out = self.shape.first().copied().unwrap_or(1).max(1);
-                let per = self.values.len() / out;
-                (0..out)
-                    .map(|o| (o * per..(o + 1) * per).collect())
-                    .collect()
-            }
+        channel_indices(&self.shape, self.column_channels)
+    }
+}
+
+/// The output channels of a tensor of `shape` stored row-major: index
+/// lists into its values (the columns of a linear layer's `[in, out]` with
+/// `column_channels`, else the slices along the first axis).
+pub fn channel_indices(shape: &[usize], column_channels: bool) -> Vec<Vec<usize>> {
+    match (shape.len(), column_channels) {
+        (2, true) => {
+            let (rows, cols) = (shape[0], shape[1]);
+            (0..cols)
+                .map(|j| (0..rows).map(|i| i * cols + j).collect())
+                .collect()
+        }
+        _ => {
+            let out = shape.first().copied().unwrap_or(1).max(1);
+            let per = shape.iter().product::<usize>() / out;
+            (0..out)
+                .map(|o| (o * per..(o + 1) * per).collect())
+                .collect()
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::heads::{HeadOps, cross_entropy};
 use crate::nets::{ChannelGroup, NetSpec};
 use crate::run_dir::Checkpoint;
 use crate::statistics::{pearson, spearman};
-use crate::tensors::{NamedTensor, collect, replace};
+use crate::tensors::{NamedTensor, channel_indices, collect, replace};
 use crate::train::eval::{batch_tensors, host_f32};
 use crate::train::{Model, ValidTrainConfig, load_model, model};
 use anyhow::{Result, bail};
@@ -214,19 +214,6 @@ fn net_prefix<B: Backend>(model: &Model<B>) -> &'static str {
     }
 }
 
-/// The channel index lists of a weight of `shape` (a conv's output
-/// filters, a linear layer's columns, a bias's entries).
-fn channel_lists(shape: &[usize]) -> Vec<Vec<usize>> {
-    NamedTensor {
-        name: String::new(),
-        shape: shape.to_vec(),
-        values: vec![0.0; shape.iter().product()],
-        weight: true,
-        column_channels: shape.len() == 2,
-    }
-    .channels()
-}
-
 /// The producers' tensor paths of `groups` (weights and biases).
 pub(super) fn producer_names<B: Backend>(model: &Model<B>, groups: &[ChannelGroup]) -> Vec<String> {
     let prefix = net_prefix(model);
@@ -376,7 +363,8 @@ pub(super) fn batch_scores<B: AutodiffBackend>(
                             w: &h.w,
                             g: h.g.as_deref(),
                             h: hess.as_ref().and_then(|m| m.get(&n)).map(Vec::as_slice),
-                            channels: channel_lists(&h.shape),
+                            // A rank-2 producer is a linear layer's `[in, out]`.
+                            channels: channel_indices(&h.shape, h.shape.len() == 2),
                         })
                         .collect();
                     weight_scores(criterion, g.channels, &tensors)
@@ -614,6 +602,9 @@ impl crate::backend::BackendJob for Job<'_> {
     }
 }
 
+/// Images and labels of one minibatch.
+type Batch<B> = (Tensor<B, 4>, Tensor<B, 1, Int>);
+
 /// The oracle check on the base model: for `s.oracle` random units, the
 /// loss change when the unit alone is gated off, on a fixed batch set (the
 /// first `s.oracle_batches` minibatches of the training set in file
@@ -647,7 +638,7 @@ fn oracle<B: AutodiffBackend>(
     let full: Vec<Vec<bool>> = groups.iter().map(|g| vec![true; g.channels]).collect();
     let idx: Vec<usize> = (0..(s.oracle_batches * s.batch).min(train.n)).collect();
     let mut buf = Vec::new();
-    let batches: Vec<(Tensor<B, 4>, Tensor<B, 1, Int>)> = idx
+    let batches: Vec<Batch<B>> = idx
         .chunks(s.batch)
         .map(|c| batch_tensors::<B>(train, c, norm, None, &mut buf, device))
         .collect();
@@ -656,7 +647,7 @@ fn oracle<B: AutodiffBackend>(
     // on the autodiff backend without a backward pass keep their graphs:
     // ResNet-20's 400 of them ran out of memory).
     let valid = model.valid();
-    let inner: Vec<(Tensor<B::InnerBackend, 4>, Tensor<B::InnerBackend, 1, Int>)> = batches
+    let inner: Vec<Batch<B::InnerBackend>> = batches
         .iter()
         .map(|(x, y)| (x.clone().inner(), y.clone().inner()))
         .collect();
