@@ -3,9 +3,9 @@
 
 use crate::backend::BackendJob;
 use crate::heads::{HeadKind, HeadSpec, cross_entropy};
-use crate::nets::{NetKind, NetSpec};
+use crate::nets::{Identity, NetKind, NetSpec, WeightTransform};
 use crate::train::Model;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
@@ -70,6 +70,7 @@ impl BackendJob for BenchJob {
                     lenet_dim: 2,
                     feature_act: Default::default(),
                     kept: None,
+                    binary: crate::nets::Binarize::None,
                 },
                 HeadKind::Softmax,
             ),
@@ -82,6 +83,7 @@ impl BackendJob for BenchJob {
                     lenet_dim: 2,
                     feature_act: Default::default(),
                     kept: None,
+                    binary: crate::nets::Binarize::None,
                 },
                 HeadKind::Symmetrical,
             ),
@@ -160,7 +162,7 @@ impl<B: Backend> SyncValue for crate::heads::Head<B> {
 /// ones): the median over rounds, per model. Alternating keeps the models'
 /// conditions (frequency, cache) alike.
 pub fn infer_img_s<B: Backend>(
-    models: &[&Model<B>],
+    models: &[(&Model<B>, &dyn WeightTransform<B>)],
     shape: [usize; 4],
     steps: usize,
     warmup: usize,
@@ -168,8 +170,8 @@ pub fn infer_img_s<B: Backend>(
     device: &B::Device,
 ) -> Vec<f64> {
     let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
-    let pass = |m: &Model<B>| {
-        let (_, logits) = m.forward(x.clone());
+    let pass = |(m, t): &(&Model<B>, &dyn WeightTransform<B>)| {
+        let (_, logits) = m.forward_with(x.clone(), *t);
         let _: f32 = logits.sum().into_scalar().elem();
     };
     let mut rates: Vec<Vec<f64>> = vec![vec![]; models.len()];
@@ -221,7 +223,7 @@ pub fn bench_run(
     let shape = [batch, spec.channels, spec.height, spec.width];
     let macs = l.model.net.macs(spec.height, spec.width);
     if spec.kept.is_none() {
-        let r = infer_img_s(&[&l.model], shape, steps, warmup, 5, &device);
+        let r = infer_img_s(&[(&l.model, &Identity)], shape, steps, warmup, 5, &device);
         return Ok(RunBench {
             infer_img_s: r[0],
             macs,
@@ -233,10 +235,113 @@ pub fn bench_run(
     let full =
         crate::train::model::build::<crate::backend::Cpu>(&l.cfg, &full_spec, l.classes, &device)?;
     let full_macs = full.net.macs(spec.height, spec.width);
-    let r = infer_img_s(&[&l.model, &full], shape, steps, warmup, 5, &device);
+    let r = infer_img_s(
+        &[(&l.model, &Identity), (&full, &Identity)],
+        shape,
+        steps,
+        warmup,
+        5,
+        &device,
+    );
     Ok(RunBench {
         infer_img_s: r[0],
         macs,
         unpruned: Some((r[1], full_macs)),
+    })
+}
+
+/// `symfeat bench --run DIR --packed`: a binary run's bit-packed inference
+/// against the float simulation of the same model.
+#[derive(Debug, Clone)]
+pub struct PackedBench {
+    /// Images per second, binary layers bit-packed.
+    pub packed_img_s: f64,
+    /// Images per second, the same model in float (binary layers as float
+    /// convolutions of +-1 tensors).
+    pub float_img_s: f64,
+    /// The inner loop the kernel ran.
+    pub isa: crate::kernels::bitconv::Isa,
+    /// Binary layers' weight sizes.
+    pub sizes: crate::binary::packed::BinarySizes,
+    /// Bytes of `packed.safetensors` and `model.safetensors`.
+    pub files: (u64, u64),
+    /// Test images whose packed and float argmax agree, of all.
+    pub agree: (usize, usize),
+    /// Largest |packed - float| logit over the test set.
+    pub max_logit_diff: f32,
+}
+
+/// Measure the binary run in `dir` packed against float, and check that
+/// both predict the same class for every test image (argmax ties: the
+/// first maximal class, `count_correct`'s rule, for both).
+pub fn bench_packed(
+    dir: &std::path::Path,
+    batch: usize,
+    steps: usize,
+    warmup: usize,
+) -> Result<PackedBench> {
+    use crate::run_dir;
+    let (l, prepared) = crate::train::load_run_prepared(dir)?;
+    if l.cfg.binary == crate::nets::Binarize::None {
+        anyhow::bail!(
+            "--packed: {} is not a binary run (binary = none in its config.toml); train with --binary sign or recu",
+            dir.display()
+        );
+    }
+    let path = dir.join(run_dir::PACKED);
+    if !path.exists() {
+        anyhow::bail!(
+            "--packed: {} has no {} (a binary run writes it when training ends: finish the run first)",
+            dir.display(),
+            run_dir::PACKED
+        );
+    }
+    let layers = crate::binary::packed::read(&path)?;
+    let packed = crate::binary::packed::PackedTransform::new(layers);
+    packed
+        .check(&l.model.net)
+        .with_context(|| format!("{} does not fit the run's model", path.display()))?;
+    let device = Default::default();
+    let spec = prepared.spec;
+    // Agreement on the test set.
+    let (mut agree, mut max_diff) = (0usize, 0f32);
+    let all: Vec<usize> = (0..l.test.n).collect();
+    let mut buf = Vec::new();
+    for idx in all.chunks(l.cfg.raw.eval_batch) {
+        let (x, _) = crate::train::eval::batch_tensors::<crate::backend::Cpu>(
+            &l.test, idx, &l.norm, None, &mut buf, &device,
+        );
+        let (_, a) = l.model.forward_with(x.clone(), &Identity);
+        let (_, b) = l.model.forward_with(x, &packed);
+        let d: f32 = (a.clone() - b.clone()).abs().max().into_scalar().elem();
+        max_diff = max_diff.max(d);
+        let same: i64 = a
+            .argmax(1)
+            .equal(b.argmax(1))
+            .int()
+            .sum()
+            .into_scalar()
+            .elem();
+        agree += same as usize;
+    }
+    let shape = [batch, spec.channels, spec.height, spec.width];
+    let r = infer_img_s(
+        &[(&l.model, &packed), (&l.model, &Identity)],
+        shape,
+        steps,
+        warmup,
+        5,
+        &device,
+    );
+    let sizes = crate::binary::packed::sizes(&crate::binary::packed::pack(&l.model.net)?);
+    let len = |p: std::path::PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    Ok(PackedBench {
+        packed_img_s: r[0],
+        float_img_s: r[1],
+        isa: crate::kernels::bitconv::isa(),
+        sizes,
+        files: (len(path), len(dir.join(run_dir::WEIGHTS))),
+        agree: (agree, l.test.n),
+        max_logit_diff: max_diff,
     })
 }

@@ -8,6 +8,7 @@ pub mod analyze;
 pub mod atomic;
 pub mod backend;
 pub mod bench;
+pub mod binary;
 pub mod cli;
 pub mod compress;
 pub mod data;

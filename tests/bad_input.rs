@@ -809,11 +809,22 @@ fn train_cases(t: &mut Table) {
         ("train_symmetrical_init_two", &["--head", "symmetrical", "--head-param", "init=2"], &["init = 2", "0 or 1"]),
         ("train_sphereface_lambda_with_anneal", &["--head", "sphereface", "--head-param", "lambda=0", "--head-param", "anneal=true"],
             &["lambda = 0", "anneal = 1", "contradict"]),
+        ("train_binary_unknown", &["--binary", "xnor"], &["binary \"xnor\"", "none, sign, recu"]),
+        ("train_binary_lenet", &["--net", "lenet", "--binary", "recu"], &["binary = recu", "not defined for net lenet"]),
+        ("train_tau_min_too_low", &["--binary", "recu", "--tau-min", "0.4"], &["tau-min = 0.4", "(0.5, 1)"]),
+        ("train_tau_max_one", &["--binary", "recu", "--tau-max", "1"], &["tau-max = 1", "(0.5, 1)"]),
+        ("train_tau_max_nan", &["--binary", "recu", "--tau-max", "NaN"], &["tau-max = NaN", "(0.5, 1)"]),
+        ("train_tau_min_above_max", &["--binary", "recu", "--tau-min", "0.95", "--tau-max", "0.9"], &["tau-min = 0.95 > tau-max = 0.9"]),
+        ("train_tau_without_binary", &["--tau-min", "0.9"], &["tau-min/tau-max without a binary net", "--binary"]),
+        ("train_binary_with_regularizer", &["--binary", "sign", "--regularizer", "l1"], &["binary = sign with regularizer l1"]),
     ];
     // Options checked before anything is written: no run directory appears.
     for name in ["train_unknown_feature_act", "train_unknown_regularizer", "train_reg_weight_negative",
                  "train_plateau_window_two", "train_plateau_slope_negative",
-                 "train_symmetrical_unknown_init", "train_sphereface_lambda_with_anneal"] {
+                 "train_symmetrical_unknown_init", "train_sphereface_lambda_with_anneal",
+                 "train_binary_unknown", "train_binary_lenet", "train_tau_min_too_low", "train_tau_max_one",
+                 "train_tau_max_nan", "train_tau_min_above_max", "train_tau_without_binary",
+                 "train_binary_with_regularizer"] {
         t.absent.push(t.root.path().join(name));
     }
     for &(name, extra, expect) in cases {
@@ -906,6 +917,10 @@ fn train_cases(t: &mut Table) {
     t.add("bench_run_not_a_run", args!["bench", "--run", not_run], &["not a run directory"]);
     t.add("bench_run_with_model", args!["bench", "--run", done_s, "--model", "cnn"], &["--run", "cannot be used with"]);
     t.add("bench_run_batch_zero", args!["bench", "--run", done_s, "--batch", "0"], &["--batch", "at least 1"]);
+    t.add("bench_packed_not_binary", args!["bench", "--run", done_s, "--packed"], &["--packed", "not a binary run", "--binary"]);
+    t.add("bench_packed_without_run", args!["bench", "--packed"], &["--run"]);
+    t.add("train_resume_other_binary", resume(&["--binary", "sign"]),
+        &["checkpoint.bin", "does not fit", "binary = \"none\" in the checkpoint, \"sign\" now"]);
     t.add("bench_unknown_model", args!["bench", "--model", "vgg"], &["--model \"vgg\"", "cnn or resnet20"]);
     t.add("bench_batch_zero", args!["bench", "--batch", "0"], &["--batch", "at least 1"]);
     if !cfg!(feature = "tch") {

@@ -128,6 +128,16 @@ pub struct TrainArgs {
     /// Its weight (default 5e-5 for l1, 1e-3 for compressibility: measured on the reference CNN, README).
     #[arg(long, allow_hyphen_values = true)]
     reg_weight: Option<f64>,
+    /// Binary layers (1-bit weights and activations; every layer but the
+    /// first and the head): none (default), sign, recu. For mlp, cnn, resnets.
+    #[arg(long)]
+    binary: Option<String>,
+    /// ReCU's tau at the first epoch (default 0.85).
+    #[arg(long, allow_hyphen_values = true)]
+    tau_min: Option<f64>,
+    /// ReCU's tau approached at the last epoch (default 0.99).
+    #[arg(long, allow_hyphen_values = true)]
+    tau_max: Option<f64>,
 }
 
 impl TrainArgs {
@@ -165,8 +175,15 @@ impl TrainArgs {
             plateau_window,
             plateau_slope,
             plateau_anneal_epochs,
-            regularizer
+            regularizer,
+            binary
         );
+        if self.tau_min.is_some() {
+            c.tau_min = self.tau_min;
+        }
+        if self.tau_max.is_some() {
+            c.tau_max = self.tau_max;
+        }
         if self.reg_weight.is_some() {
             c.reg_weight = self.reg_weight;
         }
@@ -242,6 +259,11 @@ pub struct BenchArgs {
     /// pruned run, against the unpruned architecture in the same process.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "head", "device"])]
     run: Option<PathBuf>,
+    /// With --run on a binary run: its bit-packed inference (XNOR +
+    /// popcount) against the same model in float, and their agreement on
+    /// the test set.
+    #[arg(long, requires = "run")]
+    packed: bool,
 }
 
 pub(super) fn bench(args: BenchArgs) -> Result<ExitCode> {
@@ -250,6 +272,24 @@ pub(super) fn bench(args: BenchArgs) -> Result<ExitCode> {
             bail!("--batch and --steps must be at least 1");
         }
         set_threads(args.threads);
+        if args.packed {
+            let r = crate::bench::bench_packed(dir, args.batch, args.steps, args.warmup)?;
+            println!("packed_infer_img_s={:.1}", r.packed_img_s);
+            println!("float_infer_img_s={:.1}", r.float_img_s);
+            println!("speedup={:.3}", r.packed_img_s / r.float_img_s);
+            println!("kernel={:?}", r.isa);
+            println!("binary_weight_bytes_f32={}", r.sizes.f32_bytes);
+            println!("binary_weight_bytes_packed={}", r.sizes.packed_bytes);
+            println!(
+                "binary_memory_ratio={:.2}",
+                r.sizes.f32_bytes as f64 / r.sizes.packed_bytes.max(1) as f64
+            );
+            println!("packed_file_bytes={}", r.files.0);
+            println!("float_file_bytes={}", r.files.1);
+            println!("argmax_agreement={}/{}", r.agree.0, r.agree.1);
+            println!("max_logit_diff={:e}", r.max_logit_diff);
+            return Ok(ExitCode::SUCCESS);
+        }
         let r = crate::bench::bench_run(dir, args.batch, args.steps, args.warmup)?;
         println!("infer_img_s={:.1}", r.infer_img_s);
         println!("macs={}", r.macs);

@@ -16,11 +16,16 @@
 //! - [`gemm`]: the wrappers around the `gemm` crate, shared with
 //!   `geometry` (no burn in it);
 //! - [`scatter`]: the SIMD scatter kernel of `geometry::stats` (no burn);
+//! - [`binary_act`]: binary networks' sign activations (ApproxSign);
+//! - [`bitconv`]: the bit-packed XNOR/popcount convolution of binary
+//!   networks (no burn);
 //! - [`tune_allocator`]: glibc's allocator settings for training.
 //!
 //! Speed figures and how they were measured: README, Speed.
 
 pub(crate) mod batch_norm;
+pub(crate) mod binary_act;
+pub mod bitconv;
 pub mod conv;
 pub(crate) mod flex;
 pub mod gemm;

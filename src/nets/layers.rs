@@ -1,8 +1,9 @@
 //! The backbones' seams for the compression systems (field notes §8):
 //!
 //! - every convolution and linear layer of a backbone reads its weights
-//!   through a [`WeightTransform`] (binary weights, fake-quantised weights),
-//!   the identity by default;
+//!   through a [`WeightTransform`] (e.g. fake-quantised weights),
+//!   the identity by default; the binary layers of binary backbones
+//!   compute through it too ([`WeightTransform::binary_conv`]);
 //! - every backbone lists its prunable channel groups ([`ChannelGroup`]:
 //!   the layers that produce a set of channels, the BatchNorms over them,
 //!   the layers that read them).
@@ -11,6 +12,7 @@
 //! without `.weight` (`conv1`, `blocks.3.conv2`, `convs.0.conv`), as in the
 //! checkpoint's parameter list.
 
+use super::binary::{BinaryConv, BinaryLinear};
 use crate::kernels;
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
@@ -56,6 +58,27 @@ pub trait WeightTransform<B: Backend> {
     /// [`Self::gate`] for `[B, C]` activations (the MLP's hidden layer).
     fn gate2(&self, _group: &str, x: Tensor<B, 2>) -> Tensor<B, 2> {
         x
+    }
+    /// A binary convolution `layer` of a binary backbone on its input `x`
+    /// (before the sign): by default its float simulation
+    /// ([`BinaryConv::simulate`]); the bit-packed inference computes it
+    /// with XNOR and popcount instead.
+    fn binary_conv(
+        &self,
+        _layer: &LayerRef<'_>,
+        conv: &BinaryConv<B>,
+        x: Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
+        conv.simulate(x)
+    }
+    /// [`Self::binary_conv`] for a binary fully connected layer.
+    fn binary_linear(
+        &self,
+        _layer: &LayerRef<'_>,
+        fc: &BinaryLinear<B>,
+        x: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        fc.simulate(x)
     }
 }
 
@@ -213,6 +236,7 @@ mod tests {
             lenet_dim: 3,
             feature_act: FeatureAct::Linear,
             kept: None,
+            binary: crate::nets::Binarize::None,
         };
         vec![
             (spec(NetKind::Mlp, 1, 8), &["fc1", "fc2"][..]),

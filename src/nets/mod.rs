@@ -6,6 +6,7 @@
 //! `D` feature dimension.
 
 mod batch_norm;
+pub mod binary;
 mod cnn;
 mod layers;
 mod lenet;
@@ -13,6 +14,7 @@ mod mlp;
 mod resnet;
 
 pub use batch_norm::BatchNorm2d;
+pub use binary::{Binarize, BinaryLayer};
 pub use cnn::{Cnn, CnnConfig};
 pub use layers::{ChannelGroup, Identity, LayerRef, WeightTransform};
 pub use lenet::{LeNetPP, LeNetPPConfig};
@@ -152,6 +154,9 @@ pub struct NetSpec {
     /// backbone ([`Self::full_groups`], in [`Backbone::channel_groups`]'
     /// order), the sorted indices of the channels kept. `None`: full widths.
     pub kept: Option<Vec<Vec<usize>>>,
+    /// Binary layers (1-bit weights and activations, [`binary`]); defined
+    /// for mlp, cnn and the ResNets.
+    pub binary: Binarize,
 }
 
 impl NetSpec {
@@ -195,6 +200,20 @@ impl NetSpec {
     /// Check the image geometry against what the backbone accepts, and the
     /// kept channels against its groups.
     pub fn check(&self) -> Result<(), NetError> {
+        if self.binary != Binarize::None {
+            if self.kind == NetKind::Lenet {
+                return Err(NetError(format!(
+                    "binary = {}: not defined for net lenet (binary nets: mlp, cnn, resnet20/32/44/56/110)",
+                    self.binary.name()
+                )));
+            }
+            if self.kept.is_some() {
+                return Err(NetError(
+                    "channels_kept: a binary net cannot be pruned (binary nets have fixed widths)"
+                        .into(),
+                ));
+            }
+        }
         if let Some(kept) = &self.kept {
             let full = self.full_groups();
             if kept.len() != full.len() {
@@ -253,6 +272,9 @@ impl NetSpec {
     /// Build the backbone on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Backbone<B> {
         let act = self.feature_act == FeatureAct::Relu;
+        if self.binary != Binarize::None {
+            return self.init_binary(act, device);
+        }
         match self.kind {
             NetKind::Mlp => Backbone::Mlp(
                 MlpConfig::new(self.channels * self.height * self.width)
@@ -289,6 +311,36 @@ impl NetSpec {
         }
     }
 
+    /// The binary backbone of [`Self::init`] (see [`binary`]).
+    fn init_binary<B: Backend>(&self, act: bool, device: &B::Device) -> Backbone<B> {
+        let clamp = self.binary == Binarize::Recu;
+        let d = self.feature_dim();
+        match self.kind {
+            NetKind::Mlp => Backbone::BinaryMlp(binary::BinaryMlp::new(
+                self.channels * self.height * self.width,
+                d,
+                act,
+                clamp,
+                device,
+            )),
+            // check() refuses lenet; the CNN stands in should it be reached.
+            NetKind::Cnn | NetKind::Lenet => Backbone::BinaryCnn(binary::BinaryCnn::new(
+                [self.channels, self.height, self.width],
+                d,
+                act,
+                clamp,
+                device,
+            )),
+            kind => Backbone::BinaryResnet(binary::BinaryResNet::new(
+                self.channels,
+                kind.resnet_blocks().unwrap_or(3),
+                act,
+                clamp,
+                device,
+            )),
+        }
+    }
+
     /// The BatchNorm1d between backbone and head (`feature_act = bn`), with
     /// PyTorch's defaults; `None` otherwise.
     pub fn feature_bn<B: Backend>(&self, device: &B::Device) -> Option<BatchNorm2d<B>> {
@@ -308,6 +360,12 @@ pub enum Backbone<B: Backend> {
     Lenet(LeNetPP<B>),
     /// See [`ResNet`].
     Resnet(ResNet<B>),
+    /// See [`binary::BinaryMlp`].
+    BinaryMlp(binary::BinaryMlp<B>),
+    /// See [`binary::BinaryCnn`].
+    BinaryCnn(binary::BinaryCnn<B>),
+    /// See [`binary::BinaryResNet`].
+    BinaryResnet(binary::BinaryResNet<B>),
 }
 
 impl<B: Backend> Backbone<B> {
@@ -329,6 +387,9 @@ impl<B: Backend> Backbone<B> {
             Self::Cnn(m) => m.forward_with(images, transform),
             Self::Lenet(m) => m.forward_with(images, transform),
             Self::Resnet(m) => m.forward_with(images, transform),
+            Self::BinaryMlp(m) => m.forward_with(images, transform),
+            Self::BinaryCnn(m) => m.forward_with(images, transform),
+            Self::BinaryResnet(m) => m.forward_with(images, transform),
         }
     }
 
@@ -343,6 +404,29 @@ impl<B: Backend> Backbone<B> {
             Self::Cnn(m) => m.macs(h, w),
             Self::Lenet(m) => m.macs(h, w),
             Self::Resnet(m) => m.macs(h, w),
+            Self::BinaryMlp(m) => m.macs(),
+            Self::BinaryCnn(m) => m.macs(h, w),
+            Self::BinaryResnet(m) => m.macs(h, w),
+        }
+    }
+
+    /// The binary layers of a binary backbone, by name (none otherwise).
+    pub fn binary_layers(&self) -> Vec<(String, BinaryLayer<'_, B>)> {
+        match self {
+            Self::BinaryMlp(m) => m.binary_layers(),
+            Self::BinaryCnn(m) => m.binary_layers(),
+            Self::BinaryResnet(m) => m.binary_layers(),
+            _ => vec![],
+        }
+    }
+
+    /// Set ReCU's tau on every binary layer (a no-op on float backbones).
+    pub fn set_tau(&mut self, tau: f64) {
+        match self {
+            Self::BinaryMlp(m) => m.set_tau(tau),
+            Self::BinaryCnn(m) => m.set_tau(tau),
+            Self::BinaryResnet(m) => m.set_tau(tau),
+            _ => {}
         }
     }
 
@@ -354,6 +438,8 @@ impl<B: Backend> Backbone<B> {
             Self::Cnn(m) => m.channel_groups(),
             Self::Lenet(m) => m.channel_groups(),
             Self::Resnet(m) => m.channel_groups(),
+            // Binary nets are not prunable (fixed widths).
+            Self::BinaryMlp(_) | Self::BinaryCnn(_) | Self::BinaryResnet(_) => vec![],
         }
     }
 }
@@ -367,6 +453,11 @@ impl<B: burn::tensor::backend::AutodiffBackend> Backbone<B> {
             Self::Cnn(m) => m.first_weight_grad(grads),
             Self::Lenet(m) => m.first_weight_grad(grads),
             Self::Resnet(m) => m.first_weight_grad(grads),
+            Self::BinaryMlp(m) => crate::kernels::test_util::grad_abs_sum(m.first_weight(), grads),
+            Self::BinaryCnn(m) => crate::kernels::test_util::grad_abs_sum(m.first_weight(), grads),
+            Self::BinaryResnet(m) => {
+                crate::kernels::test_util::grad_abs_sum(m.first_weight(), grads)
+            }
         }
     }
 }
@@ -403,6 +494,7 @@ mod feature_act_tests {
                     lenet_dim: 16,
                     feature_act: act,
                     kept: None,
+                    binary: Binarize::None,
                 };
                 let net = spec.init::<CpuTrain>(&dev);
                 let bn = spec.feature_bn::<CpuTrain>(&dev);

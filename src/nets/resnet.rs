@@ -43,7 +43,7 @@ const STAGE_GROUPS: [&str; 2] = ["stage1", "stage2"];
 /// The option-A shortcut between stages of kept channels `from` and `to`
 /// (indices into the full widths, `pad` zero channels each side in the
 /// full net): per output channel, its input channel or `usize::MAX`.
-fn shortcut_route(from: &[usize], to: &[usize], pad: usize) -> Vec<usize> {
+pub(crate) fn shortcut_route(from: &[usize], to: &[usize], pad: usize) -> Vec<usize> {
     to.iter()
         .map(|&o| {
             o.checked_sub(pad)

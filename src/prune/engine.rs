@@ -211,6 +211,9 @@ fn net_prefix<B: Backend>(model: &Model<B>) -> &'static str {
         crate::nets::Backbone::Cnn(_) => "net.Cnn.",
         crate::nets::Backbone::Lenet(_) => "net.Lenet.",
         crate::nets::Backbone::Resnet(_) => "net.Resnet.",
+        crate::nets::Backbone::BinaryMlp(_) => "net.BinaryMlp.",
+        crate::nets::Backbone::BinaryCnn(_) => "net.BinaryCnn.",
+        crate::nets::Backbone::BinaryResnet(_) => "net.BinaryResnet.",
     }
 }
 

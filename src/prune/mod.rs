@@ -453,7 +453,10 @@ fn write_pruned(
     let finetuned = measure(&tuned, &tuned.model)?;
     let [h, w] = [spec.height, spec.width];
     let speeds = crate::bench::infer_img_s(
-        &[&base.model, &tuned.model],
+        &[
+            (&base.model, &crate::nets::Identity),
+            (&tuned.model, &crate::nets::Identity),
+        ],
         [opts.bench_batch, spec.channels, h, w],
         10,
         2,

@@ -39,6 +39,7 @@ fn setup(kind: NetKind, ch: usize, hw: usize) -> (ValidTrainConfig, NetSpec) {
         lenet_dim: 3,
         feature_act: FeatureAct::Linear,
         kept: None,
+        binary: crate::nets::Binarize::None,
     };
     (cfg, spec)
 }

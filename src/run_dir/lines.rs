@@ -34,10 +34,27 @@ pub struct EpochMetrics {
     /// layer's largest magnitude, after the epoch; only with a regulariser.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparsity: Option<f64>,
-    /// Entropy (bits per weight) of the other weights, each layer's on 255
-    /// bins over `[-M, M]`; only with a regulariser.
+    /// With a regulariser: entropy (bits per weight) of the other weights,
+    /// each layer's on 255 bins over `[-M, M]`. In a binary run: the
+    /// entropy (bits) of the binary weights' signs, per layer, averaged
+    /// over the binary layers (1 bit: as many +1 as -1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_entropy: Option<f64>,
+    /// Binary runs: ReCU's tau during the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau: Option<f64>,
+    /// Binary runs: share of the binary layers' standardised weights beyond
+    /// ReCU's clamp, |w1| > Q(tau) (the "dead" tails; `crate::binary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_weight_fraction: Option<f64>,
+    /// Binary runs: share of binary weights whose sign did not change
+    /// during the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_sign_fraction: Option<f64>,
+    /// Binary runs: mean |w2 - a sign(w2)| of the weights as binarised
+    /// (standardised, clamped for recu), `a` = mean |w2| per output channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quant_error: Option<f64>,
 }
 
 /// The test accuracy of every epoch of `history`.

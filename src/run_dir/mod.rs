@@ -43,10 +43,13 @@ pub const HEAD_PARAMS: &str = "head_params.npy";
 pub const DIVERGED: &str = "diverged.json";
 /// The marker of a study run that failed (not diverged): `{"error": "<message>"}`.
 pub const FAILED: &str = "failed.json";
+/// A binary run's model with its binary layers' signs packed 64 per word
+/// (`crate::binary::packed`).
+pub const PACKED: &str = "packed.safetensors";
 
 /// Every file a run writes (atomically), for the clean-up of the
 /// temporary files an interrupted write leaves.
-pub const RUN_FILES: [&str; 12] = [
+pub const RUN_FILES: [&str; 13] = [
     CONFIG,
     METRICS,
     CHECKPOINT,
@@ -59,6 +62,7 @@ pub const RUN_FILES: [&str; 12] = [
     HEAD_PARAMS,
     DIVERGED,
     FAILED,
+    PACKED,
 ];
 
 /// A study's configuration, as written into its directory.

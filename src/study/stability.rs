@@ -91,6 +91,10 @@ mod tests {
                 reg_loss: None,
                 sparsity: None,
                 weight_entropy: None,
+                tau: None,
+                dead_weight_fraction: None,
+                frozen_sign_fraction: None,
+                quant_error: None,
             })
             .collect()
     }

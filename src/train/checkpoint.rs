@@ -88,6 +88,11 @@ fn structural_diffs(old: &TrainConfig, new: &TrainConfig) -> Vec<String> {
         format!("{:?}", new.channels_kept),
     );
     cmp(
+        "binary",
+        format!("{:?}", old.binary),
+        format!("{:?}", new.binary),
+    );
+    cmp(
         "head-param",
         format!("{:?}", old.head_params),
         format!("{:?}", new.head_params),
@@ -130,11 +135,12 @@ pub fn check_fits(
         }
     };
     // `feature_act` changes what the head sees without always changing a
-    // shape (relu <-> linear): refused on its own (it is in `diffs`).
+    // shape (relu <-> linear), `binary` how the layers compute (sign <->
+    // recu): refused on their own (they are in `diffs`).
     let act_changed = ck
         .config
         .as_ref()
-        .is_some_and(|old| old.feature_act != config.feature_act);
+        .is_some_and(|old| old.feature_act != config.feature_act || old.binary != config.binary);
     if shape_diff.is_none() && !act_changed {
         return Ok(());
     }
@@ -143,8 +149,8 @@ pub fn check_fits(
     bail!(
         "checkpoint {} does not fit this configuration: {}. Resume with the run's own \
          settings (epochs and training options such as lr or schedule may change; what \
-         shapes the model, i.e. image size, net, feature-dim, feature-act, head and \
-         learn_scale, may not), or start a new run with another --out",
+         shapes the model, i.e. image size, net, feature-dim, feature-act, binary, head \
+         and learn_scale, may not), or start a new run with another --out",
         path.display(),
         what.join("; ")
     )

@@ -9,7 +9,7 @@ use super::regularizer::Regularizer;
 use crate::backend::DeviceChoice;
 use crate::data::DatasetKind;
 use crate::heads::{HeadKind, HeadSpec};
-use crate::nets::{FeatureAct, NetKind};
+use crate::nets::{Binarize, FeatureAct, NetKind};
 use crate::statistics::{Convergence, convergence};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -103,6 +103,17 @@ pub struct TrainConfig {
     /// `nets::NetSpec::kept`). Not written when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channels_kept: Option<Vec<Vec<usize>>>,
+    /// Binary layers (1-bit weights and activations, field notes §8.2):
+    /// none, sign (straight-through estimators) or recu (ReCU's clamp and
+    /// tau schedule). Not written when none.
+    #[serde(skip_serializing_if = "is_none_word")]
+    pub binary: String,
+    /// ReCU's tau at the first epoch (default 0.85; in (0.5, 1)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tau_min: Option<f64>,
+    /// ReCU's tau approached at the last epoch (default 0.99; in (0.5, 1)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tau_max: Option<f64>,
 }
 
 fn is_none_word(s: &String) -> bool {
@@ -147,6 +158,9 @@ impl Default for TrainConfig {
             regularizer: "none".into(),
             reg_weight: None,
             channels_kept: None,
+            binary: "none".into(),
+            tau_min: None,
+            tau_max: None,
         }
     }
 }
@@ -242,6 +256,10 @@ pub struct ValidTrainConfig {
     pub feature_act: FeatureAct,
     /// The weight regulariser and its weight.
     pub regularizer: (Regularizer, f64),
+    /// Binary layers.
+    pub binary: Binarize,
+    /// ReCU's tau schedule: (tau_min, tau_max).
+    pub tau: (f64, f64),
 }
 
 impl TrainConfig {
@@ -387,6 +405,7 @@ impl TrainConfig {
                 "reg-weight = {reg_weight} without a regularizer: set --regularizer l1 or compressibility"
             );
         }
+        let (binary, tau) = self.check_binary(net, reg)?;
         let augment = self.augment.unwrap_or(matches!(
             dataset,
             DatasetKind::Cifar10 | DatasetKind::Cifar100
@@ -402,7 +421,60 @@ impl TrainConfig {
             augment,
             feature_act,
             regularizer: (reg, reg_weight),
+            binary,
+            tau,
         })
+    }
+
+    /// `binary`, `tau_min` and `tau_max`, checked against the net and the
+    /// other options.
+    fn check_binary(&self, net: NetKind, reg: Regularizer) -> Result<(Binarize, (f64, f64))> {
+        let Some(binary) = Binarize::parse(&self.binary) else {
+            bail!(
+                "binary {:?}: expected one of {}",
+                self.binary,
+                Binarize::NAMES
+            );
+        };
+        let tau = (self.tau_min.unwrap_or(0.85), self.tau_max.unwrap_or(0.99));
+        for (name, v) in [("tau-min", tau.0), ("tau-max", tau.1)] {
+            if !(v > 0.5 && v < 1.0) {
+                bail!("{name} = {v}: expected a value in (0.5, 1) (ReCU's tau, field notes §8.2)");
+            }
+        }
+        if tau.0 > tau.1 {
+            bail!(
+                "tau-min = {} > tau-max = {}: tau rises from tau-min to tau-max",
+                tau.0,
+                tau.1
+            );
+        }
+        if binary == Binarize::None {
+            if self.tau_min.is_some() || self.tau_max.is_some() {
+                bail!("tau-min/tau-max without a binary net: set --binary recu (or sign)");
+            }
+            return Ok((binary, tau));
+        }
+        if net == NetKind::Lenet {
+            bail!(
+                "binary = {}: not defined for net lenet (binary nets: mlp, cnn, resnet20/32/44/56/110)",
+                binary.name()
+            );
+        }
+        if reg != Regularizer::None {
+            bail!(
+                "binary = {} with regularizer {}: a weight regulariser on the latent weights of a binary net is not supported",
+                binary.name(),
+                self.regularizer
+            );
+        }
+        if self.channels_kept.is_some() {
+            bail!(
+                "binary = {}: binary nets cannot be pruned (channels_kept)",
+                binary.name()
+            );
+        }
+        Ok((binary, tau))
     }
 }
 

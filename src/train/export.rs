@@ -84,10 +84,13 @@ impl<B: Backend> ModuleVisitor<B> for Collector {
     }
 }
 
-/// Write every float parameter of `module` to `path` as safetensors
-/// (float32; Linear weights transposed to PyTorch's `[out, in]`), loadable
-/// with `safetensors.torch.load_file`.
-pub fn export_safetensors<B: Backend, M: Module<B>>(module: &M, path: &Path) -> Result<()> {
+/// Every float parameter of `module` as float32 safetensors entries
+/// `(name, shape, little-endian bytes)`, Linear weights transposed to
+/// PyTorch's `[out, in]`; `what` names the destination in errors.
+pub fn collect_f32<B: Backend, M: Module<B>>(
+    module: &M,
+    what: &Path,
+) -> Result<Vec<(String, Vec<usize>, Vec<u8>)>> {
     let mut c = Collector {
         path: vec![],
         containers: vec![],
@@ -98,21 +101,38 @@ pub fn export_safetensors<B: Backend, M: Module<B>>(module: &M, path: &Path) -> 
     if let Some(e) = c.error {
         anyhow::bail!(
             "cannot read a parameter back from the device for {}: {e}",
-            path.display()
+            what.display()
         );
     }
-    let views = c
-        .tensors
+    Ok(c.tensors)
+}
+
+/// Serialise `(name, dtype, shape, bytes)` entries with `metadata` to
+/// `path`, atomically.
+pub fn write_safetensors(
+    path: &Path,
+    entries: &[(String, Dtype, Vec<usize>, Vec<u8>)],
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<()> {
+    let views = entries
         .iter()
-        .map(|(name, shape, bytes)| {
-            Ok((
-                name.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), bytes)?,
-            ))
+        .map(|(name, dtype, shape, bytes)| {
+            Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes)?))
         })
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
         .context("building safetensors views")?;
-    let bytes = safetensors::serialize(views, &None).context("serialising safetensors")?;
+    let bytes = safetensors::serialize(views, &metadata).context("serialising safetensors")?;
     crate::atomic::write(path, &bytes)?;
     Ok(())
+}
+
+/// Write every float parameter of `module` to `path` as safetensors
+/// (float32; Linear weights transposed to PyTorch's `[out, in]`), loadable
+/// with `safetensors.torch.load_file`.
+pub fn export_safetensors<B: Backend, M: Module<B>>(module: &M, path: &Path) -> Result<()> {
+    let entries: Vec<_> = collect_f32(module, path)?
+        .into_iter()
+        .map(|(n, s, b)| (n, Dtype::F32, s, b))
+        .collect();
+    write_safetensors(path, &entries, None)
 }

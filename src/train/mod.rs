@@ -20,7 +20,9 @@ pub use checkpoint::{check_fits, load_model, param_shapes};
 pub use config::{
     Normalize, TrainConfig, ValidTrainConfig, de_head_params, head_param_word, parse_head_params,
 };
-pub use export::{export_safetensors, write_npy_f32, write_npy_i64};
+pub use export::{
+    collect_f32, export_safetensors, write_npy_f32, write_npy_i64, write_safetensors,
+};
 pub use model::Model;
 pub use optim::sgd;
 pub use run::{Diverged, Prepared, TrainOutcome, prepare, train, train_locked};

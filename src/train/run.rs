@@ -18,7 +18,7 @@ use super::regularizer::{Regularizer, weight_stats};
 use crate::backend::{BackendJob, run_on, set_threads};
 use crate::data::{self, Augment, ImageSet, Normalizer};
 use crate::heads::{HeadOps, cross_entropy};
-use crate::nets::{Identity, NetSpec, WeightTransform};
+use crate::nets::{Binarize, Identity, NetSpec, WeightTransform};
 use crate::run_dir::{
     self, Checkpoint, CheckpointState, DirLock, EpochMetrics, test_accs, write_jsonl,
 };
@@ -194,6 +194,7 @@ pub fn prepare(cfg: &ValidTrainConfig) -> Result<Prepared> {
         lenet_dim: cfg.raw.feature_dim,
         feature_act: cfg.feature_act,
         kept: cfg.raw.channels_kept.clone(),
+        binary: cfg.binary,
     };
     spec.check().context("net")?;
     Ok(Prepared {
@@ -245,6 +246,8 @@ struct EpochSums {
     /// Per auxiliary term with a `log_key`: the sum of its values over steps.
     logged: Vec<(&'static str, f64)>,
     steps: usize,
+    /// A binary run's weight signs at the start of the epoch.
+    signs_before: Option<Vec<Vec<bool>>>,
 }
 
 impl<B: AutodiffBackend> Loop<'_, B> {
@@ -274,6 +277,54 @@ impl<B: AutodiffBackend> Loop<'_, B> {
         (epoch < k + raw.plateau_anneal_epochs).then_some(raw.gamma)
     }
 
+    /// A binary run: set ReCU's tau of `epoch` on the model, and return the
+    /// weights' signs before the epoch (None for a float run).
+    fn start_binary_epoch(
+        &self,
+        model: &mut Model<B>,
+        epoch: usize,
+    ) -> Result<Option<Vec<Vec<bool>>>> {
+        if self.cfg.binary == Binarize::None {
+            return Ok(None);
+        }
+        let tau = crate::binary::tau(epoch, self.cfg.raw.epochs, self.cfg.tau);
+        model.net.set_tau(tau);
+        let rows = crate::binary::layer_rows(&model.net)?;
+        Ok(Some(crate::binary::diagnostics::signs(&rows)))
+    }
+
+    /// A binary run: ReCU's diagnostics after `epoch` into `m` (and a line
+    /// on stderr).
+    fn binary_diagnostics(
+        &self,
+        valid: &Model<B::InnerBackend>,
+        epoch: usize,
+        before: Option<&[Vec<bool>]>,
+        m: &mut EpochMetrics,
+    ) -> Result<()> {
+        let binary = self.cfg.binary;
+        if binary == Binarize::None {
+            return Ok(());
+        }
+        let tau = crate::binary::tau(epoch, self.cfg.raw.epochs, self.cfg.tau);
+        let rows = crate::binary::layer_rows(&valid.net)?;
+        let d = crate::binary::diagnostics::diagnose(&rows, tau, binary == Binarize::Recu, before);
+        m.tau = Some(tau);
+        m.dead_weight_fraction = Some(d.dead_weight_fraction);
+        m.frozen_sign_fraction = d.frozen_sign_fraction;
+        m.quant_error = Some(d.quant_error);
+        m.weight_entropy = Some(d.weight_entropy);
+        eprintln!(
+            "  {}: tau {tau:.4}, dead (|w1| > Q(tau)) {:.2}%, signs unchanged {:.2}%, quantisation error {:.4}, sign entropy {:.4} bits",
+            binary.name(),
+            100.0 * d.dead_weight_fraction,
+            100.0 * d.frozen_sign_fraction.unwrap_or(f64::NAN),
+            d.quant_error,
+            d.weight_entropy
+        );
+        Ok(())
+    }
+
     /// One epoch of SGD steps; `model` comes back trained.
     fn train_epoch<O: Optimizer<Model<B>, B>>(
         &self,
@@ -290,6 +341,7 @@ impl<B: AutodiffBackend> Loop<'_, B> {
             crop_pad: 4,
             flip: true,
         };
+        let signs_before = self.start_binary_epoch(&mut model, epoch)?;
         let order = data::epoch_order(n, raw.seed, epoch);
         let mut rng = augment_rng(raw.seed, epoch);
         let bar = progress_bar(steps_per_epoch, epoch, raw.epochs);
@@ -304,6 +356,7 @@ impl<B: AutodiffBackend> Loop<'_, B> {
                 .map(|k| (k, 0.0))
                 .collect(),
             steps: 0,
+            signs_before,
         };
         let mut buf = Vec::new();
         for (step, idx) in order.chunks(raw.batch).enumerate() {
@@ -413,8 +466,13 @@ impl<B: AutodiffBackend> Loop<'_, B> {
             reg_loss: None,
             sparsity: None,
             weight_entropy: None,
+            tau: None,
+            dead_weight_fraction: None,
+            frozen_sign_fraction: None,
+            quant_error: None,
         };
         let mut m = m;
+        self.binary_diagnostics(&valid, epoch, sums.signs_before.as_deref(), &mut m)?;
         if self.cfg.regularizer.0 != Regularizer::None {
             let (sparsity, entropy) = weight_stats(&valid)?;
             m.sparsity = Some(sparsity);
@@ -550,6 +608,9 @@ impl BackendJob for TrainJob<'_> {
 
         let valid = model.valid();
         export_safetensors(&valid, &out.join(run_dir::WEIGHTS))?;
+        if cfg.binary != Binarize::None {
+            crate::binary::packed::write(&valid, &out.join(run_dir::PACKED))?;
+        }
         if raw.export_features {
             export_features(
                 &valid,
