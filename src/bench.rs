@@ -256,9 +256,12 @@ pub fn bench_run(
 pub struct PackedBench {
     /// Images per second, binary layers bit-packed.
     pub packed_img_s: f64,
-    /// Images per second, the same model in float (binary layers as float
-    /// convolutions of +-1 tensors).
+    /// Images per second, the float model of the same architecture
+    /// (binary layers as float layers on the latent weights, no sign).
     pub float_img_s: f64,
+    /// Images per second, the simulated binary model (float convolutions
+    /// of +-1 tensors, as in training and evaluation).
+    pub simulated_img_s: f64,
     /// The inner loop the kernel ran.
     pub isa: crate::kernels::bitconv::Isa,
     /// Binary layers' weight sizes.
@@ -325,8 +328,13 @@ pub fn bench_packed(
         agree += same as usize;
     }
     let shape = [batch, spec.channels, spec.height, spec.width];
+    let float = crate::binary::packed::FloatLayers;
     let r = infer_img_s(
-        &[(&l.model, &packed), (&l.model, &Identity)],
+        &[
+            (&l.model, &packed),
+            (&l.model, &float),
+            (&l.model, &Identity),
+        ],
         shape,
         steps,
         warmup,
@@ -338,6 +346,7 @@ pub fn bench_packed(
     Ok(PackedBench {
         packed_img_s: r[0],
         float_img_s: r[1],
+        simulated_img_s: r[2],
         isa: crate::kernels::bitconv::isa(),
         sizes,
         files: (len(path), len(dir.join(run_dir::WEIGHTS))),

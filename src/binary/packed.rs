@@ -228,6 +228,31 @@ pub fn read(path: &Path) -> Result<HashMap<String, PackedWeights>> {
     Ok(out)
 }
 
+/// The float model of the same architecture: every binary layer as a
+/// float layer on its latent weights and real-valued input (no sign), with
+/// its alpha: the speed yardstick of the packed model (same shapes, same
+/// float layers around them).
+pub struct FloatLayers;
+
+impl<B: Backend> WeightTransform<B> for FloatLayers {
+    fn is_identity(&self) -> bool {
+        true
+    }
+
+    fn binary_conv(&self, _: &LayerRef<'_>, conv: &BinaryConv<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        conv.scale(crate::kernels::conv::forward(&conv.conv, x))
+    }
+
+    fn binary_linear(
+        &self,
+        _: &LayerRef<'_>,
+        fc: &BinaryLinear<B>,
+        x: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        fc.scale(fc.fc.forward(x))
+    }
+}
+
 /// Runs a binary backbone's binary layers with the bit-packed kernel.
 pub struct PackedTransform {
     layers: HashMap<String, PackedWeights>,

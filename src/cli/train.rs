@@ -276,6 +276,7 @@ pub(super) fn bench(args: BenchArgs) -> Result<ExitCode> {
             let r = crate::bench::bench_packed(dir, args.batch, args.steps, args.warmup)?;
             println!("packed_infer_img_s={:.1}", r.packed_img_s);
             println!("float_infer_img_s={:.1}", r.float_img_s);
+            println!("simulated_infer_img_s={:.1}", r.simulated_img_s);
             println!("speedup={:.3}", r.packed_img_s / r.float_img_s);
             println!("kernel={:?}", r.isa);
             println!("binary_weight_bytes_f32={}", r.sizes.f32_bytes);

@@ -137,64 +137,145 @@ fn put_bits(dst: &mut [u64], off: usize, src: &[u64], nbits: usize) {
     }
 }
 
+/// The popcounts of `(patch XOR w) AND mask` for the 8 channels of one
+/// weight block (`mask` `None`: all taps valid), summed over the words.
+trait Dots {
+    fn dots(patch: &[u64], mask: Option<&[u64]>, wb: &[[u64; LANES]]) -> [u64; LANES];
+}
+
+/// Portable Rust (LLVM may vectorise it).
+struct Portable;
+
+impl Dots for Portable {
+    #[inline(always)]
+    fn dots(patch: &[u64], mask: Option<&[u64]>, wb: &[[u64; LANES]]) -> [u64; LANES] {
+        let mut acc = [0u64; LANES];
+        for (i, (&p, w8)) in patch.iter().zip(wb).enumerate() {
+            let m = mask.map_or(u64::MAX, |m| m[i]);
+            for l in 0..LANES {
+                acc[l] += ((p ^ w8[l]) & m).count_ones() as u64;
+            }
+        }
+        acc
+    }
+}
+
+/// AVX-512 VPOPCNTDQ: one 512-bit XOR, AND and popcount per word for the
+/// 8 channels.
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+
+#[cfg(target_arch = "x86_64")]
+impl Dots for Avx512 {
+    #[inline(always)]
+    fn dots(patch: &[u64], mask: Option<&[u64]>, wb: &[[u64; LANES]]) -> [u64; LANES] {
+        // SAFETY: `Avx512` is only used by `image_avx512`, which `isa()`
+        // selects when the CPU has AVX-512F and VPOPCNTDQ.
+        unsafe { avx512_dots(patch, mask, wb) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq")]
+fn avx512_dots(patch: &[u64], mask: Option<&[u64]>, wb: &[[u64; LANES]]) -> [u64; LANES] {
+    use std::arch::x86_64::*;
+    let mut acc = _mm512_setzero_si512();
+    for (i, (&p, w8)) in patch.iter().zip(wb).enumerate() {
+        // SAFETY: `w8` is 8 u64 = 64 bytes; unaligned load.
+        let w = unsafe { _mm512_loadu_si512(w8.as_ptr().cast()) };
+        let mut x = _mm512_xor_si512(_mm512_set1_epi64(p as i64), w);
+        if let Some(m) = mask {
+            x = _mm512_and_si512(x, _mm512_set1_epi64(m[i] as i64));
+        }
+        acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(x));
+    }
+    let mut out = [0u64; LANES];
+    // SAFETY: `out` is 64 bytes.
+    unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), acc) };
+    out
+}
+
 /// One image: `x` `[C, H, W]` floats -> `y` `[O, Ho, Wo]` dot products.
 #[inline(always)]
-fn image(pw: &PackedWeights, x: &[f32], h: usize, w: usize, y: &mut [f32]) {
+fn image<D: Dots>(pw: &PackedWeights, x: &[f32], h: usize, w: usize, y: &mut [f32]) {
     let g = pw.geom;
     let (ho, wo) = g.out(h, w);
+    let hw = h * w;
     let cw = g.c.div_ceil(64);
     let words = g.words();
-    // Channel bits per pixel.
-    let mut pix = vec![0u64; h * w * cw];
+    let k = g.k() as i64;
+    // Channel bits per pixel, word-major (`[cw, H W]`): each channel plane
+    // ORs its bit into one contiguous row of words (vectorises).
+    let mut planes = vec![0u64; cw * hw];
     for ci in 0..g.c {
-        let plane = &x[ci * h * w..(ci + 1) * h * w];
+        let plane = &x[ci * hw..(ci + 1) * hw];
         let (word, bit) = (ci / 64, ci % 64);
-        for (p, &v) in plane.iter().enumerate() {
-            pix[p * cw + word] |= u64::from(v >= 0.0) << bit;
+        let row = &mut planes[word * hw..(word + 1) * hw];
+        for (d, &v) in row.iter_mut().zip(plane) {
+            *d |= u64::from(v >= 0.0) << bit;
         }
     }
+    let mut pix = vec![0u64; cw];
     let mut ones = vec![0u64; cw];
     put_bits(&mut ones, 0, &vec![u64::MAX; cw], g.c);
     let mut patch = vec![0u64; words];
     let mut mask = vec![0u64; words];
     let nblocks = g.o.div_ceil(LANES);
+    let mut out = vec![0f32; nblocks * LANES];
     for oy in 0..ho {
         for ox in 0..wo {
+            let (y0, x0) = (oy * g.stride, ox * g.stride);
+            let interior =
+                y0 >= g.pad && x0 >= g.pad && y0 + g.kh <= h + g.pad && x0 + g.kw <= w + g.pad;
             patch.fill(0);
-            mask.fill(0);
+            if !interior {
+                mask.fill(0);
+            }
             let mut valid = 0usize;
             for ky in 0..g.kh {
-                let iy = (oy * g.stride + ky).wrapping_sub(g.pad);
+                let iy = (y0 + ky).wrapping_sub(g.pad);
                 if iy >= h {
                     continue;
                 }
                 for kx in 0..g.kw {
-                    let ix = (ox * g.stride + kx).wrapping_sub(g.pad);
+                    let ix = (x0 + kx).wrapping_sub(g.pad);
                     if ix >= w {
                         continue;
                     }
                     let off = (ky * g.kw + kx) * g.c;
-                    let p = (iy * w + ix) * cw;
-                    put_bits(&mut patch, off, &pix[p..p + cw], g.c);
-                    put_bits(&mut mask, off, &ones, g.c);
+                    let p = iy * w + ix;
+                    if cw == 1 {
+                        // One word of channel bits: two shifted ORs.
+                        let (wi, sh) = (off / 64, off % 64);
+                        let v = planes[p];
+                        patch[wi] |= v << sh;
+                        if sh != 0 && sh + g.c > 64 {
+                            patch[wi + 1] |= v >> (64 - sh);
+                        }
+                    } else {
+                        for (j, d) in pix.iter_mut().enumerate() {
+                            *d = planes[j * hw + p];
+                        }
+                        put_bits(&mut patch, off, &pix, g.c);
+                    }
+                    if !interior {
+                        put_bits(&mut mask, off, &ones, g.c);
+                    }
                     valid += 1;
                 }
             }
             let n_valid = (valid * g.c) as i64;
+            let m = (!interior).then_some(&mask[..]);
             for b in 0..nblocks {
-                let wb = &pw.blocks[b * words..(b + 1) * words];
-                let mut acc = [0u64; LANES];
-                for ((&p, &m), w8) in patch.iter().zip(&mask).zip(wb) {
-                    for l in 0..LANES {
-                        acc[l] += ((p ^ w8[l]) & m).count_ones() as u64;
-                    }
-                }
+                let acc = D::dots(&patch, m, &pw.blocks[b * words..(b + 1) * words]);
+                let n = if interior { k } else { n_valid };
                 for (l, &a) in acc.iter().enumerate() {
-                    let o = b * LANES + l;
-                    if o < g.o {
-                        y[(o * ho + oy) * wo + ox] = (n_valid - 2 * a as i64) as f32;
-                    }
+                    out[b * LANES + l] = (n - 2 * a as i64) as f32;
                 }
+            }
+            let at = oy * wo + ox;
+            for (o, &v) in out[..g.o].iter().enumerate() {
+                y[o * ho * wo + at] = v;
             }
         }
     }
@@ -203,13 +284,13 @@ fn image(pw: &PackedWeights, x: &[f32], h: usize, w: usize, y: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vpopcntdq,popcnt")]
 fn image_avx512(pw: &PackedWeights, x: &[f32], h: usize, w: usize, y: &mut [f32]) {
-    image(pw, x, h, w, y)
+    image::<Avx512>(pw, x, h, w, y)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "popcnt")]
 fn image_popcnt(pw: &PackedWeights, x: &[f32], h: usize, w: usize, y: &mut [f32]) {
-    image(pw, x, h, w, y)
+    image::<Portable>(pw, x, h, w, y)
 }
 
 /// Which compiled inner loop this CPU runs.
@@ -244,7 +325,7 @@ fn image_with(isa: Isa, pw: &PackedWeights, x: &[f32], h: usize, w: usize, y: &m
         Isa::Avx512 => unsafe { image_avx512(pw, x, h, w, y) },
         #[cfg(target_arch = "x86_64")]
         Isa::Popcnt => unsafe { image_popcnt(pw, x, h, w, y) },
-        _ => image(pw, x, h, w, y),
+        _ => image::<Portable>(pw, x, h, w, y),
     }
 }
 

@@ -34,7 +34,7 @@ struct Collector {
     path: Vec<String>,
     /// Container types of the modules we are in.
     containers: Vec<String>,
-    tensors: Vec<(String, Vec<usize>, Vec<u8>)>,
+    tensors: Vec<F32Entry>,
     /// The first tensor the device could not give back.
     error: Option<String>,
 }
@@ -84,13 +84,13 @@ impl<B: Backend> ModuleVisitor<B> for Collector {
     }
 }
 
-/// Every float parameter of `module` as float32 safetensors entries
-/// `(name, shape, little-endian bytes)`, Linear weights transposed to
-/// PyTorch's `[out, in]`; `what` names the destination in errors.
-pub fn collect_f32<B: Backend, M: Module<B>>(
-    module: &M,
-    what: &Path,
-) -> Result<Vec<(String, Vec<usize>, Vec<u8>)>> {
+/// One float32 tensor for safetensors: name, shape, little-endian bytes.
+pub type F32Entry = (String, Vec<usize>, Vec<u8>);
+
+/// Every float parameter of `module` as float32 safetensors entries,
+/// Linear weights transposed to PyTorch's `[out, in]`; `what` names the
+/// destination in errors.
+pub fn collect_f32<B: Backend, M: Module<B>>(module: &M, what: &Path) -> Result<Vec<F32Entry>> {
     let mut c = Collector {
         path: vec![],
         containers: vec![],
