@@ -919,6 +919,17 @@ fn train_cases(t: &mut Table) {
     t.add("bench_run_batch_zero", args!["bench", "--run", done_s, "--batch", "0"], &["--batch", "at least 1"]);
     t.add("bench_packed_not_binary", args!["bench", "--run", done_s, "--packed"], &["--packed", "not a binary run", "--binary"]);
     t.add("bench_packed_without_run", args!["bench", "--packed"], &["--run"]);
+    // A finished binary run: what it cannot be given.
+    let o = Command::new(env!("CARGO_BIN_EXE_symfeat"))
+        .args(run(t, "train_binary_done", &["--binary", "sign", "--net", "mlp"])).output().unwrap();
+    assert!(o.status.success(), "setup binary run: {}", String::from_utf8_lossy(&o.stderr));
+    let bin = t.root.path().join("train_binary_done").join("run");
+    let bin_s = bin.display().to_string();
+    t.add("prune_binary_run", args!["prune", bin_s, "--out", t.root.path().join("bin_prune"), "--target-flops", "0.5"],
+        &["binary run", "cannot be pruned"]);
+    t.absent.push(t.root.path().join("bin_prune"));
+    t.add("quantize_binary_run", args!["quantize", bin_s], &["binary run", "quantize float runs"]);
+    t.absent.push(bin.join("quantize"));
     t.add("train_resume_other_binary", resume(&["--binary", "sign"]),
         &["checkpoint.bin", "does not fit", "binary = \"none\" in the checkpoint, \"sign\" now"]);
     t.add("bench_unknown_model", args!["bench", "--model", "vgg"], &["--model \"vgg\"", "cnn or resnet20"]);

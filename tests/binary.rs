@@ -188,3 +188,51 @@ fn binary_mlp_and_resnet_run_packed_like_their_simulation() {
     }
     assert!(!run.join("packed.safetensors").exists());
 }
+
+/// A study of float, sign and recu variants of one head: the report reads
+/// the binary runs like any other (the head is float), so it shows how
+/// binarising the backbone moves the class weights relative to the centers.
+#[test]
+fn a_study_compares_float_and_binary_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 200, 80, 4);
+    let cfg = dir.path().join("study.toml");
+    let text = format!(
+        "seeds = [0]\n[train]\ndataset = \"mnist\"\ndata = {:?}\nnet = \"mlp\"\nepochs = 2\nbatch = 32\nthreads = 1\nprobe_train_samples = 50\n\
+         [[variants]]\nname = \"float\"\nhead = \"normface\"\n\
+         [[variants]]\nname = \"sign\"\nhead = \"normface\"\ntrain = {{ binary = \"sign\" }}\n\
+         [[variants]]\nname = \"recu\"\nhead = \"normface\"\ntrain = {{ binary = \"recu\", tau_min = 0.8 }}\n",
+        dir.path().display().to_string()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("study");
+    let o = symfeat()
+        .args(["study", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let v = s["variants"].as_array().unwrap();
+    assert_eq!(v.len(), 3);
+    let runs = out.join("runs");
+    for name in ["sign", "recu"] {
+        let dir = std::fs::read_dir(&runs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().contains(&format!("-{name}-")))
+            .unwrap_or_else(|| panic!("no {name} run in {}", runs.display()));
+        let c = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        assert!(c.contains(&format!("binary = \"{name}\"")), "{c}");
+        assert!(dir.join("packed.safetensors").exists());
+        let m = lines(&dir.join("metrics.jsonl"));
+        assert!(m[0]["dead_weight_fraction"].as_f64().is_some());
+    }
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    for name in ["float", "sign", "recu"] {
+        assert!(md.contains(name), "{name} not in the summary");
+    }
+}

@@ -296,7 +296,7 @@ impl PackedTransform {
     ) -> Option<Tensor<B, 4>> {
         let p = self.layers.get(name)?;
         let device = x.device();
-        let v: Vec<f32> = x.into_data().convert::<f32>().to_vec().ok()?;
+        let v: Vec<f32> = x.into_data().convert::<f32>().into_vec().ok()?;
         let (ho, wo) = p.geom.out(shape[2], shape[3]);
         let y = bitconv::conv(p, &v, shape);
         Some(Tensor::from_data(

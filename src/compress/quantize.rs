@@ -354,6 +354,13 @@ pub fn run_quantize(opts: &QuantizeOptions) -> Result<Results> {
         .map_err(|e| anyhow::anyhow!("--bits: {e}"))?;
     }
     let l = load_run(&opts.run)?;
+    if l.cfg.binary != crate::nets::Binarize::None {
+        anyhow::bail!(
+            "{}: a binary run (binary = {}): its binary layers compute with 1-bit weights already (their latent float weights are not what the model uses); quantize float runs",
+            opts.run.display(),
+            l.cfg.binary.name()
+        );
+    }
     let tensors = collect(&l.model)?;
     check_finite(&tensors, &opts.run)?;
     if selected(&tensors, opts).is_empty() {

@@ -135,6 +135,13 @@ pub fn run_prune(opts: &PruneOptions) -> Result<Vec<PruneResult>> {
     check_options(opts)?;
     let base_dir = &opts.run;
     let (loaded, prepared) = load_run_prepared(base_dir)?;
+    if loaded.cfg.binary != crate::nets::Binarize::None {
+        bail!(
+            "{}: a binary run (binary = {}) cannot be pruned: binary nets have fixed widths",
+            base_dir.display(),
+            loaded.cfg.binary.name()
+        );
+    }
     let ck_path = base_dir.join(run_dir::CHECKPOINT);
     let cfg = loaded.cfg.clone();
     let classes = loaded.classes;
