@@ -285,10 +285,11 @@ pub fn bench_packed(
 ) -> Result<PackedBench> {
     use crate::run_dir;
     let (l, prepared) = crate::train::load_run_prepared(dir)?;
-    if l.cfg.binary == crate::nets::Binarize::None {
+    if !l.cfg.binary.binarizes() {
         anyhow::bail!(
-            "--packed: {} is not a binary run (binary = none in its config.toml); train with --binary sign or recu",
-            dir.display()
+            "--packed: {} is not a binary run (binary = {} in its config.toml); train with --binary sign or recu",
+            dir.display(),
+            l.cfg.binary.name()
         );
     }
     let path = dir.join(run_dir::PACKED);

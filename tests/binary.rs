@@ -201,7 +201,8 @@ fn a_study_compares_float_and_binary_variants() {
         "seeds = [0]\n[train]\ndataset = \"mnist\"\ndata = {:?}\nnet = \"mlp\"\nepochs = 2\nbatch = 32\nthreads = 1\nprobe_train_samples = 50\n\
          [[variants]]\nname = \"float\"\nhead = \"normface\"\n\
          [[variants]]\nname = \"sign\"\nhead = \"normface\"\ntrain = {{ binary = \"sign\" }}\n\
-         [[variants]]\nname = \"recu\"\nhead = \"normface\"\ntrain = {{ binary = \"recu\", tau_min = 0.8 }}\n",
+         [[variants]]\nname = \"recu\"\nhead = \"normface\"\ntrain = {{ binary = \"recu\", tau_min = 0.8 }}\n\
+         [[variants]]\nname = \"arch\"\nhead = \"normface\"\ntrain = {{ binary = \"float-arch\" }}\n",
         dir.path().display().to_string()
     );
     std::fs::write(&cfg, text).unwrap();
@@ -217,14 +218,36 @@ fn a_study_compares_float_and_binary_variants() {
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let v = s["variants"].as_array().unwrap();
-    assert_eq!(v.len(), 3);
+    assert_eq!(v.len(), 4);
     let runs = out.join("runs");
-    for name in ["sign", "recu"] {
-        let dir = std::fs::read_dir(&runs)
+    let find = |name: &str| {
+        std::fs::read_dir(&runs)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().contains(&format!("-{name}-")))
-            .unwrap_or_else(|| panic!("no {name} run in {}", runs.display()));
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .contains(&format!("-{name}-"))
+            })
+            .unwrap_or_else(|| panic!("no {name} run in {}", runs.display()))
+    };
+    // The float control of the binary architecture: float layers, no
+    // binary diagnostics, nothing to pack.
+    let arch = find("arch");
+    assert!(
+        std::fs::read_to_string(arch.join("config.toml"))
+            .unwrap()
+            .contains("binary = \"float-arch\"")
+    );
+    assert!(!arch.join("packed.safetensors").exists());
+    assert!(
+        lines(&arch.join("metrics.jsonl"))[0]
+            .get("dead_weight_fraction")
+            .is_none()
+    );
+    for name in ["sign", "recu"] {
+        let dir = find(name);
         let c = std::fs::read_to_string(dir.join("config.toml")).unwrap();
         assert!(c.contains(&format!("binary = \"{name}\"")), "{c}");
         assert!(dir.join("packed.safetensors").exists());
@@ -232,7 +255,7 @@ fn a_study_compares_float_and_binary_variants() {
         assert!(m[0]["dead_weight_fraction"].as_f64().is_some());
     }
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    for name in ["float", "sign", "recu"] {
+    for name in ["float", "sign", "recu", "arch"] {
         assert!(md.contains(name), "{name} not in the summary");
     }
 }

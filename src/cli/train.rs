@@ -129,7 +129,8 @@ pub struct TrainArgs {
     #[arg(long, allow_hyphen_values = true)]
     reg_weight: Option<f64>,
     /// Binary layers (1-bit weights and activations; every layer but the
-    /// first and the head): none (default), sign, recu. For mlp, cnn, resnets.
+    /// first and the head): none (default), sign, recu; float-arch: the
+    /// binary architecture with float layers (the control). For mlp, cnn, resnets.
     #[arg(long)]
     binary: Option<String>,
     /// ReCU's tau at the first epoch (default 0.85).

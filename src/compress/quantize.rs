@@ -354,7 +354,7 @@ pub fn run_quantize(opts: &QuantizeOptions) -> Result<Results> {
         .map_err(|e| anyhow::anyhow!("--bits: {e}"))?;
     }
     let l = load_run(&opts.run)?;
-    if l.cfg.binary != crate::nets::Binarize::None {
+    if l.cfg.binary.binarizes() {
         anyhow::bail!(
             "{}: a binary run (binary = {}): its binary layers compute with 1-bit weights already (their latent float weights are not what the model uses); quantize float runs",
             opts.run.display(),

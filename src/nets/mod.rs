@@ -313,14 +313,14 @@ impl NetSpec {
 
     /// The binary backbone of [`Self::init`] (see [`binary`]).
     fn init_binary<B: Backend>(&self, act: bool, device: &B::Device) -> Backbone<B> {
-        let clamp = self.binary == Binarize::Recu;
+        let mode = self.binary;
         let d = self.feature_dim();
         match self.kind {
             NetKind::Mlp => Backbone::BinaryMlp(binary::BinaryMlp::new(
                 self.channels * self.height * self.width,
                 d,
                 act,
-                clamp,
+                mode,
                 device,
             )),
             // check() refuses lenet; the CNN stands in should it be reached.
@@ -328,14 +328,14 @@ impl NetSpec {
                 [self.channels, self.height, self.width],
                 d,
                 act,
-                clamp,
+                mode,
                 device,
             )),
             kind => Backbone::BinaryResnet(binary::BinaryResNet::new(
                 self.channels,
                 kind.resnet_blocks().unwrap_or(3),
                 act,
-                clamp,
+                mode,
                 device,
             )),
         }

@@ -449,10 +449,13 @@ impl TrainConfig {
                 tau.1
             );
         }
+        if !binary.binarizes() && (self.tau_min.is_some() || self.tau_max.is_some()) {
+            bail!(
+                "tau-min/tau-max without a binary net (binary = {}): set --binary recu (or sign)",
+                binary.name()
+            );
+        }
         if binary == Binarize::None {
-            if self.tau_min.is_some() || self.tau_max.is_some() {
-                bail!("tau-min/tau-max without a binary net: set --binary recu (or sign)");
-            }
             return Ok((binary, tau));
         }
         if net == NetKind::Lenet {
@@ -461,7 +464,7 @@ impl TrainConfig {
                 binary.name()
             );
         }
-        if reg != Regularizer::None {
+        if reg != Regularizer::None && binary.binarizes() {
             bail!(
                 "binary = {} with regularizer {}: a weight regulariser on the latent weights of a binary net is not supported",
                 binary.name(),

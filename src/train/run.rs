@@ -284,7 +284,7 @@ impl<B: AutodiffBackend> Loop<'_, B> {
         model: &mut Model<B>,
         epoch: usize,
     ) -> Result<Option<Vec<Vec<bool>>>> {
-        if self.cfg.binary == Binarize::None {
+        if !self.cfg.binary.binarizes() {
             return Ok(None);
         }
         let tau = crate::binary::tau(epoch, self.cfg.raw.epochs, self.cfg.tau);
@@ -303,7 +303,7 @@ impl<B: AutodiffBackend> Loop<'_, B> {
         m: &mut EpochMetrics,
     ) -> Result<()> {
         let binary = self.cfg.binary;
-        if binary == Binarize::None {
+        if !binary.binarizes() {
             return Ok(());
         }
         let tau = crate::binary::tau(epoch, self.cfg.raw.epochs, self.cfg.tau);
@@ -608,7 +608,7 @@ impl BackendJob for TrainJob<'_> {
 
         let valid = model.valid();
         export_safetensors(&valid, &out.join(run_dir::WEIGHTS))?;
-        if cfg.binary != Binarize::None {
+        if cfg.binary.binarizes() {
             crate::binary::packed::write(&valid, &out.join(run_dir::PACKED))?;
         }
         if raw.export_features {

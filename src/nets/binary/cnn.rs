@@ -6,7 +6,7 @@
 
 use super::super::BatchNorm2d;
 use super::super::layers::{LayerRef, WeightTransform, conv, conv_macs, linear_macs};
-use super::{BinaryConv, BinaryLayer, BinaryLinear, SetTau, hardtanh};
+use super::{Binarize, BinaryConv, BinaryLayer, BinaryLinear, SetTau, hardtanh};
 use crate::kernels::pool;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -27,12 +27,12 @@ pub struct BinaryCnn<B: Backend> {
 }
 
 impl<B: Backend> BinaryCnn<B> {
-    /// `channels x height x width` images, `features` = D; `clamp`: ReCU.
+    /// `channels x height x width` images, `features` = D; `mode`: sign, recu or the float control.
     pub fn new(
         [channels, height, width]: [usize; 3],
         features: usize,
         final_act: bool,
-        clamp: bool,
+        mode: Binarize,
         device: &B::Device,
     ) -> Self {
         let flat = 64 * (height / 4) * (width / 4);
@@ -41,10 +41,10 @@ impl<B: Backend> BinaryCnn<B> {
                 .with_padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
                 .init(device),
             bn1: BatchNorm2d::new(32, device),
-            conv2: BinaryConv::new([32, 64], 5, 1, 2, clamp, device),
+            conv2: BinaryConv::new([32, 64], 5, 1, 2, mode, device),
             bn2: BatchNorm2d::new(64, device),
             pool: MaxPool2dConfig::new([2, 2]).init(),
-            fc: BinaryLinear::new(flat, features, clamp, device),
+            fc: BinaryLinear::new(flat, features, mode, device),
             bn3: BatchNorm2d::new(features, device),
             final_act,
         }

@@ -3,7 +3,7 @@
 
 use super::super::BatchNorm2d;
 use super::super::layers::{LayerRef, WeightTransform, linear, linear_macs};
-use super::{BinaryLayer, BinaryLinear, SetTau, hardtanh};
+use super::{Binarize, BinaryLayer, BinaryLinear, SetTau, hardtanh};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -18,18 +18,18 @@ pub struct BinaryMlp<B: Backend> {
 }
 
 impl<B: Backend> BinaryMlp<B> {
-    /// `input` = Ch x H x W, hidden 256, `features` = D; `clamp`: ReCU.
+    /// `input` = Ch x H x W, hidden 256, `features` = D; `mode`: sign, recu or the float control.
     pub fn new(
         input: usize,
         features: usize,
         final_act: bool,
-        clamp: bool,
+        mode: Binarize,
         device: &B::Device,
     ) -> Self {
         Self {
             fc1: LinearConfig::new(input, 256).init(device),
             bn1: BatchNorm2d::new(256, device),
-            fc2: BinaryLinear::new(256, features, clamp, device),
+            fc2: BinaryLinear::new(256, features, mode, device),
             bn2: BatchNorm2d::new(features, device),
             final_act,
         }

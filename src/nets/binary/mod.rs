@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 /// Binary training (`binary` in config.toml).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Binarize {
     /// Float weights and activations (default).
     #[default]
@@ -46,11 +46,15 @@ pub enum Binarize {
     /// ReCU: standardisation, the clamp at Q(tau) with tau's exponential
     /// schedule, sign + straight-through estimators.
     Recu,
+    /// The control: the binary architecture (BatchNorm + hardtanh,
+    /// Bi-Real blocks, alpha) with float layers, no sign; it separates
+    /// what binarising does from what the architecture change does.
+    FloatArch,
 }
 
 impl Binarize {
     /// All names, for help texts and errors.
-    pub const NAMES: &'static str = "none, sign, recu";
+    pub const NAMES: &'static str = "none, sign, recu, float-arch";
 
     /// Parse a CLI name.
     pub fn parse(name: &str) -> Option<Self> {
@@ -58,6 +62,7 @@ impl Binarize {
             "none" => Self::None,
             "sign" => Self::Sign,
             "recu" => Self::Recu,
+            "float-arch" => Self::FloatArch,
             _ => return None,
         })
     }
@@ -68,7 +73,13 @@ impl Binarize {
             Self::None => "none",
             Self::Sign => "sign",
             Self::Recu => "recu",
+            Self::FloatArch => "float-arch",
         }
+    }
+
+    /// Whether the layers binarise (`sign`, `recu`).
+    pub fn binarizes(self) -> bool {
+        matches!(self, Self::Sign | Self::Recu)
     }
 }
 
@@ -95,19 +106,21 @@ pub struct BinaryConv<B: Backend> {
     pub alpha: Param<Tensor<B, 1>>,
     /// ReCU's clamp (off: plain sign).
     pub clamp: bool,
+    /// Binarise (off: the `float-arch` control, a float layer).
+    pub binarize: bool,
     /// ReCU's tau for this epoch (set by the trainer, not stored).
     pub tau: f64,
 }
 
 impl<B: Backend> BinaryConv<B> {
     /// `cin -> cout`, `k x k`, `stride`, symmetric `pad`; Kaiming-normal
-    /// latent weights.
+    /// latent weights; `mode`: sign, recu or the float control.
     pub fn new(
         [cin, cout]: [usize; 2],
         k: usize,
         stride: usize,
         pad: usize,
-        clamp: bool,
+        mode: Binarize,
         device: &B::Device,
     ) -> Self {
         let conv = Conv2dConfig::new([cin, cout], [k, k])
@@ -122,7 +135,8 @@ impl<B: Backend> BinaryConv<B> {
         Self {
             conv,
             alpha: alpha(cout, device),
-            clamp,
+            clamp: mode == Binarize::Recu,
+            binarize: mode.binarizes(),
             tau: 0.85,
         }
     }
@@ -145,11 +159,19 @@ impl<B: Backend> BinaryConv<B> {
     /// The float simulation: `conv(sign(a), sign(w)) * alpha`; exact
     /// integer sums before the scale (f32 holds them exactly).
     pub fn simulate(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        if !self.binarize {
+            return self.float_forward(x);
+        }
         let shape = x.dims();
         let [n, c, h, w] = shape;
         let a = recu::binary_activations(x.reshape([n, c * h * w])).reshape(shape);
         let y = crate::kernels::conv::forward_weight(&self.conv, self.binary_weight(), a);
         self.scale(y)
+    }
+
+    /// The layer in float: `conv(a, w) * alpha` on the latent weights.
+    pub fn float_forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.scale(crate::kernels::conv::forward(&self.conv, x))
     }
 
     /// `y * alpha` per output channel.
@@ -176,17 +198,21 @@ pub struct BinaryLinear<B: Backend> {
     pub alpha: Param<Tensor<B, 1>>,
     /// ReCU's clamp (off: plain sign).
     pub clamp: bool,
+    /// Binarise (off: the `float-arch` control, a float layer).
+    pub binarize: bool,
     /// ReCU's tau for this epoch (set by the trainer, not stored).
     pub tau: f64,
 }
 
 impl<B: Backend> BinaryLinear<B> {
-    /// `inp -> out`, PyTorch-default latent weights.
-    pub fn new(inp: usize, out: usize, clamp: bool, device: &B::Device) -> Self {
+    /// `inp -> out`, PyTorch-default latent weights; `mode` as
+    /// [`BinaryConv::new`].
+    pub fn new(inp: usize, out: usize, mode: Binarize, device: &B::Device) -> Self {
         Self {
             fc: LinearConfig::new(inp, out).with_bias(false).init(device),
             alpha: alpha(out, device),
-            clamp,
+            clamp: mode == Binarize::Recu,
+            binarize: mode.binarizes(),
             tau: 0.85,
         }
     }
@@ -198,10 +224,18 @@ impl<B: Backend> BinaryLinear<B> {
 
     /// The float simulation: `sign(a) sign(w) * alpha`.
     pub fn simulate(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        if !self.binarize {
+            return self.float_forward(x);
+        }
         let a = recu::binary_activations(x);
         // Standardised per output: rows of [out, in].
         let wb = recu::binary_weights(self.weight_rows(), self.clamp.then_some(self.tau));
         self.scale(a.matmul(wb.transpose()))
+    }
+
+    /// The layer in float: `a w * alpha` on the latent weights.
+    pub fn float_forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.scale(self.fc.forward(x))
     }
 
     /// `y * alpha` per output.
@@ -290,7 +324,7 @@ mod tests {
     fn binary_conv_is_sign_conv_times_alpha() {
         let dev = Default::default();
         let (c, o, h, w, n) = (3, 5, 7, 6, 2);
-        let layer = BinaryConv::<CpuTrain>::new([c, o], 3, 2, 1, true, &dev);
+        let layer = BinaryConv::<CpuTrain>::new([c, o], 3, 2, 1, Binarize::Recu, &dev);
         let x = Tensor::<CpuTrain, 4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &dev);
         let xs = vals(x.clone());
         let wv = vals(layer.conv.weight.val());
@@ -341,7 +375,7 @@ mod tests {
     fn binary_linear_is_sign_product_times_alpha() {
         let dev = Default::default();
         let (k, o, n) = (13, 4, 3);
-        let layer = BinaryLinear::<Cpu>::new(k, o, false, &dev);
+        let layer = BinaryLinear::<Cpu>::new(k, o, Binarize::Sign, &dev);
         let x = Tensor::<Cpu, 2>::random([n, k], Distribution::Normal(0.0, 1.0), &dev);
         let xs = vals(x.clone());
         let rows = vals(layer.weight_rows());
@@ -367,7 +401,7 @@ mod tests {
             (NetKind::Cnn, 1, 8, 2),
             (NetKind::Resnet20, 3, 8, 18),
         ] {
-            for binary in [Binarize::Sign, Binarize::Recu] {
+            for binary in [Binarize::Sign, Binarize::Recu, Binarize::FloatArch] {
                 let spec = NetSpec {
                     kind,
                     channels: ch,

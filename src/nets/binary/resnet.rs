@@ -15,7 +15,7 @@
 use super::super::BatchNorm2d;
 use super::super::layers::{LayerRef, WeightTransform, conv, conv_macs, conv_out};
 use super::super::resnet::shortcut_route;
-use super::{BinaryConv, BinaryLayer, SetTau, hardtanh};
+use super::{Binarize, BinaryConv, BinaryLayer, SetTau, hardtanh};
 use crate::kernels::{pool, shortcut};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
@@ -59,12 +59,12 @@ pub struct BinaryResNet<B: Backend> {
 }
 
 impl<B: Backend> BinaryResNet<B> {
-    /// `channels` input channels, `n` blocks per stage; `clamp`: ReCU.
+    /// `channels` input channels, `n` blocks per stage; `mode`: sign, recu or the float control.
     pub fn new(
         channels: usize,
         n: usize,
         final_act: bool,
-        clamp: bool,
+        mode: Binarize,
         device: &B::Device,
     ) -> Self {
         let all = |c: usize| (0..c).collect::<Vec<usize>>();
@@ -81,9 +81,9 @@ impl<B: Backend> BinaryResNet<B> {
                 };
                 let last = stage == 2 && i + 1 == n;
                 blocks.push(BinaryBlock {
-                    conv1: BinaryConv::new([cin, cout], 3, stride, 1, clamp, device),
+                    conv1: BinaryConv::new([cin, cout], 3, stride, 1, mode, device),
                     bn1: BatchNorm2d::new(cout, device),
-                    conv2: BinaryConv::new([cout, cout], 3, 1, 1, clamp, device),
+                    conv2: BinaryConv::new([cout, cout], 3, 1, 1, mode, device),
                     bn2: BatchNorm2d::new(cout, device),
                     stride,
                     route,
