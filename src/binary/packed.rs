@@ -21,46 +21,8 @@ use anyhow::{Context, Result, bail};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use safetensors::tensor::Dtype;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
-
-/// One binary layer's shape in the metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct GeomMeta {
-    c: usize,
-    o: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    pad: usize,
-}
-
-impl From<BitGeom> for GeomMeta {
-    fn from(g: BitGeom) -> Self {
-        Self {
-            c: g.c,
-            o: g.o,
-            kh: g.kh,
-            kw: g.kw,
-            stride: g.stride,
-            pad: g.pad,
-        }
-    }
-}
-
-impl From<GeomMeta> for BitGeom {
-    fn from(g: GeomMeta) -> Self {
-        Self {
-            c: g.c,
-            o: g.o,
-            kh: g.kh,
-            kw: g.kw,
-            stride: g.stride,
-            pad: g.pad,
-        }
-    }
-}
 
 /// The bit shape of a binary layer, or why it has none.
 fn geom<B: Backend>(layer: &BinaryLayer<'_, B>) -> Result<BitGeom> {
@@ -169,7 +131,7 @@ pub fn write<B: Backend>(model: &Model<B>, path: &Path) -> Result<()> {
             .filter(|(n, _, _)| !skip.contains(n))
             .map(|(n, s, b)| (n, Dtype::F32, s, b))
             .collect();
-    let mut meta: HashMap<String, GeomMeta> = HashMap::new();
+    let mut meta: HashMap<String, BitGeom> = HashMap::new();
     for (name, p) in &packed {
         let bytes = p.rows.iter().flat_map(|w| w.to_le_bytes()).collect();
         entries.push((
@@ -178,7 +140,7 @@ pub fn write<B: Backend>(model: &Model<B>, path: &Path) -> Result<()> {
             vec![p.geom.o, p.geom.words()],
             bytes,
         ));
-        meta.insert(name.clone(), p.geom.into());
+        meta.insert(name.clone(), p.geom);
     }
     let metadata = HashMap::from([(
         "binary_layers".to_string(),
@@ -197,13 +159,12 @@ pub fn read(path: &Path) -> Result<HashMap<String, PackedWeights>> {
         .as_ref()
         .and_then(|m| m.get("binary_layers"))
         .with_context(|| format!("{}: no binary_layers metadata", path.display()))?;
-    let meta: HashMap<String, GeomMeta> = serde_json::from_str(meta)
+    let meta: HashMap<String, BitGeom> = serde_json::from_str(meta)
         .with_context(|| format!("{}: binary_layers metadata", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{}: not a safetensors file", path.display()))?;
     let mut out = HashMap::new();
     for (name, g) in meta {
-        let g: BitGeom = g.into();
         let key = format!("net.{name}.bits");
         let t = st
             .tensor(&key)

@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 /// Shape of a binary layer; a fully connected layer is a 1x1 convolution
 /// on a 1x1 image with C = its inputs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BitGeom {
     /// Input channels.
     pub c: usize,
