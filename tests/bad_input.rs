@@ -793,7 +793,7 @@ fn train_cases(t: &mut Table) {
         ("train_unknown_normalize", &["--normalize", "unit"], &["normalize \"unit\"", "dataset or half"]),
         ("train_threads_zero", &["--threads", "0"], &["threads", "at least 1"]),
         ("train_train_limit_zero", &["--train-limit", "0"], &["train-limit", "at least 1"]),
-        ("train_unknown_device", &["--device", "tpu"], &["--device \"tpu\"", "cpu, cuda, cuda:N or libtorch"]),
+        ("train_unknown_device", &["--device", "tpu"], &["--device \"tpu\"", "cpu, cuda, cuda:N, vulkan, vulkan:N, vulkan:cpu or libtorch"]),
         ("train_augment_not_bool", &["--augment", "yes"], &["--augment", "invalid value 'yes'"]),
         ("train_resume_without_checkpoint", &["--resume"], &["--resume", "no checkpoint", "without --resume"]),
         ("train_unknown_feature_act", &["--feature-act", "tanh"], &["feature-act \"tanh\"", "relu, linear, bn"]),
@@ -938,6 +938,12 @@ fn train_cases(t: &mut Table) {
         t.add("bench_libtorch_without_the_feature", args!["bench", "--device", "libtorch"],
             &["--device libtorch", "without the libtorch backend", "--features tch"]);
     }
+    if !cfg!(feature = "vulkan") {
+        t.add("bench_vulkan_without_the_feature", args!["bench", "--device", "vulkan"],
+            &["--device vulkan", "without the Vulkan backend", "--features vulkan"]);
+    }
+    t.add("bench_vulkan_bad_index", args!["bench", "--device", "vulkan:x"],
+        &["--device \"vulkan:x\"", "vulkan:N, vulkan:cpu"]);
 }
 
 // ---------------------------------------------------------------- config files

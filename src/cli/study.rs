@@ -42,7 +42,7 @@ pub struct ReproduceArgs {
     /// Study directory.
     #[arg(long, default_value = "runs/reproduce")]
     out: PathBuf,
-    /// Device: cpu, cuda, cuda:N, or libtorch (CPU through libtorch; cargo feature `tch`).
+    /// Device: cpu, cuda, cuda:N, vulkan, vulkan:N, vulkan:cpu (cargo feature `vulkan`), or libtorch (CPU through libtorch; cargo feature `tch`).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Write the study configuration and stop (to edit it and run `symfeat study`).

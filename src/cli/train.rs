@@ -94,7 +94,7 @@ pub struct TrainArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Device: cpu (default), cuda, cuda:N, or libtorch (CPU through libtorch; cargo feature `tch`).
+    /// Device: cpu (default), cuda, cuda:N, vulkan, vulkan:N, vulkan:cpu (cargo feature `vulkan`), or libtorch (CPU through libtorch; cargo feature `tch`).
     #[arg(long)]
     device: Option<String>,
     /// Run directory (default runs/train).
@@ -250,7 +250,7 @@ pub struct BenchArgs {
     /// CPU threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Device: cpu, cuda, cuda:N, or libtorch (CPU through libtorch; cargo feature `tch`).
+    /// Device: cpu, cuda, cuda:N, vulkan, vulkan:N, vulkan:cpu (cargo feature `vulkan`), or libtorch (CPU through libtorch; cargo feature `tch`).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Head: softmax or symmetrical (default: the model's, as in the PyTorch peer).

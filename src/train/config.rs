@@ -69,7 +69,7 @@ pub struct TrainConfig {
     pub normalize: String,
     /// CPU threads (default: all cores).
     pub threads: Option<usize>,
-    /// cpu, cuda, cuda:N, or libtorch (cargo feature `tch`).
+    /// cpu, cuda, cuda:N, vulkan, vulkan:N, vulkan:cpu (cargo feature `vulkan`), or libtorch (cargo feature `tch`).
     pub device: String,
     /// Run directory.
     pub out: PathBuf,
