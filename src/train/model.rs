@@ -2,10 +2,12 @@
 //! the center loss's centers) and how a run builds it.
 
 use super::config::ValidTrainConfig;
+use crate::backend::Cpu;
 use crate::heads::{CenterLoss, Head, HeadOps};
 use crate::nets::{Backbone, BatchNorm2d, Identity, NetSpec, WeightTransform};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use burn::prelude::*;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 
 /// A backbone and a head: images `[B, Ch, H, W]` -> features `[B, D]` -> logits `[B, C]`.
 #[derive(Module, Debug)]
@@ -88,4 +90,31 @@ pub(crate) fn build<B: Backend>(
         head,
         center,
     })
+}
+
+/// [`build`] for a training run of seed `seed` on any backend: the weights
+/// are drawn by the CPU backend, in the order of the record (the order of
+/// the fields), and then moved to `device`. So a run starts from the same
+/// weights on the CPU, a CUDA GPU or a Vulkan device (burn's GPU runtimes
+/// have random generators of their own, and its parameters are drawn lazily,
+/// at first use).
+pub(crate) fn build_seeded<B: Backend>(
+    cfg: &ValidTrainConfig,
+    spec: &NetSpec,
+    classes: usize,
+    seed: u64,
+    device: &B::Device,
+) -> Result<Model<B>> {
+    B::seed(device, seed);
+    let cpu_device = Default::default();
+    Cpu::seed(&cpu_device, seed);
+    let on_cpu = build::<Cpu>(cfg, spec, classes, &cpu_device)?;
+    let rec = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let bytes = rec
+        .record(on_cpu.into_record(), ())
+        .map_err(|e| anyhow!("cannot encode the initial model: {e}"))?;
+    let record = rec
+        .load(bytes, device)
+        .map_err(|e| anyhow!("cannot move the initial model to the device: {e}"))?;
+    Ok(build::<B>(cfg, spec, classes, device)?.load_record(record))
 }

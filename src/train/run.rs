@@ -551,9 +551,8 @@ impl BackendJob for TrainJob<'_> {
             out,
         } = self;
         let raw = &cfg.raw;
-        B::seed(&device, raw.seed);
         let classes = train_set.num_classes;
-        let mut model = model::build::<B>(cfg, &spec, classes, &device)?;
+        let mut model = model::build_seeded::<B>(cfg, &spec, classes, raw.seed, &device)?;
         let mut optim =
             super::optim::sgd(raw.momentum, raw.nesterov, raw.weight_decay).init::<B, Model<B>>();
         let mut state = CheckpointState {
