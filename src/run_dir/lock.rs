@@ -61,6 +61,41 @@ fn holder_line() -> String {
     )
 }
 
+/// [`lock`], waiting up to `wait` for another holder to release the
+/// directory (a study's processes hold its lock for milliseconds, to check
+/// and write `study.toml`; Slurm starts an array's tasks together).
+pub fn lock_waiting(dir: &Path, what: &str, wait: std::time::Duration) -> Result<DirLock> {
+    let start = std::time::Instant::now();
+    loop {
+        match lock(dir, what) {
+            Err(e) if e.downcast_ref::<Locked>().is_some() && start.elapsed() < wait => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Who holds `dir`'s lock now, if anyone: the holder's line from the lock
+/// file. Probes with a shared lock, released at once; `None` when the
+/// directory has no lock file or nobody holds it.
+pub fn holder(dir: &Path) -> Option<String> {
+    let mut file = File::open(dir.join(LOCK)).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            Some(if text.trim().is_empty() {
+                "holder unknown".into()
+            } else {
+                text.trim().to_string()
+            })
+        }
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
 /// Lock the existing directory `dir` for writing; `what` ("run", "study")
 /// names it in the error. Fails at once, naming the directory and the
 /// holder, when another process (or another lock in this one) holds it.
@@ -130,8 +165,25 @@ mod tests {
             e.contains(&format!("run pid {}", std::process::id())),
             "{e}"
         );
+        assert!(holder(d.path()).unwrap().starts_with("run pid"));
         drop(first);
+        assert_eq!(holder(d.path()), None);
         lock(d.path(), "run").unwrap();
+    }
+
+    #[test]
+    fn a_waiting_lock_gets_the_directory_once_released_and_gives_up_after_its_wait() {
+        let d = tempfile::tempdir().unwrap();
+        let held = lock(d.path(), "study").unwrap();
+        let e = lock_waiting(d.path(), "study", std::time::Duration::from_millis(100)).unwrap_err();
+        assert!(e.downcast_ref::<Locked>().is_some());
+        let path = d.path().to_path_buf();
+        let t = std::thread::spawn(move || {
+            lock_waiting(&path, "study", std::time::Duration::from_secs(10)).map(|_| ())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(held);
+        t.join().unwrap().unwrap();
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod lock;
 
 pub use checkpoint::{Checkpoint, CheckpointState};
 pub use lines::{EpochMetrics, ProbeAnalysis, ProbeLine, read_jsonl, test_accs, write_jsonl};
-pub use lock::{DirLock, LOCK, Locked, lock};
+pub use lock::{DirLock, LOCK, Locked, holder, lock, lock_waiting};
 
 use crate::train::TrainConfig;
 use anyhow::Result;
