@@ -1,7 +1,12 @@
 //! `symfeat study`, `symfeat report` and `symfeat reproduce`.
 
 use crate::report::build_report;
-use crate::study::{StudyConfig, Variant, run_study};
+use crate::run_dir::STUDY_FILE;
+use crate::study::slurm::{SlurmOptions, check_time, script};
+use crate::study::{
+    CellState, Shard, StudyConfig, StudyOutcome, Variant, Work, prepare_study, run_jobs, run_study,
+    study_status,
+};
 use crate::train::TrainConfig;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -12,11 +17,48 @@ use std::process::ExitCode;
 #[derive(Debug, Args)]
 pub struct StudyArgs {
     /// The study: heads, seeds, [train] options (see README).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required_unless_present = "status")]
+    config: Option<PathBuf>,
     /// Study directory (runs/, figures/, report.html, summary.json, summary.md).
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required_unless_present = "status")]
+    out: Option<PathBuf>,
+    /// Work on N cells at once: N worker processes on this machine, the
+    /// threads split between them.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    jobs: usize,
+    /// Only the cells of shard i of n (1-based: 1 <= i <= n; cell k is in
+    /// shard k % n + 1). No report at the end: `symfeat report OUT` once
+    /// every shard has ended.
+    #[arg(long, value_name = "i/n")]
+    shard: Option<String>,
+    /// CPU threads per run, overriding the study's `train.threads` (with
+    /// --jobs: in all, split between the workers).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Write an sbatch script for a Slurm job array (one shard per task) to
+    /// stdout, and the study's study.toml and slurm/ (the tasks' logs) to
+    /// --out; start nothing.
+    #[arg(long, conflicts_with_all = ["shard", "status"])]
+    print_slurm: bool,
+    /// --print-slurm: array tasks (default: one per cell).
+    #[arg(long, value_name = "N", requires = "print_slurm")]
+    slurm_tasks: Option<usize>,
+    /// --print-slurm: CPUs per task (default: --threads, else train.threads, else 4).
+    #[arg(long, value_name = "N", requires = "print_slurm")]
+    slurm_cpus: Option<usize>,
+    /// --print-slurm: time limit per task, Slurm's format.
+    #[arg(long, value_name = "TIME", default_value = "24:00:00")]
+    slurm_time: String,
+    /// --print-slurm: partition (default: the cluster's).
+    #[arg(long, value_name = "NAME", requires = "print_slurm")]
+    slurm_partition: Option<String>,
+    /// Print every cell of the study in DIR with where it stands (pending,
+    /// running and by whom, finished, diverged, failed) and stop.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "out", "jobs", "shard"])]
+    status: Option<PathBuf>,
+    /// Internal: this process is worker k of `--jobs`.
+    #[arg(long, hide = true)]
+    worker: Option<usize>,
 }
 
 /// Options of `symfeat report`.
@@ -48,11 +90,28 @@ pub struct ReproduceArgs {
     /// Write the study configuration and stop (to edit it and run `symfeat study`).
     #[arg(long)]
     print_config: bool,
+    /// Work on N cells at once (N worker processes, the threads split
+    /// between them).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    jobs: usize,
 }
 
 /// Build and print the report; with runs that failed in this invocation,
 /// name them and exit with 1 after the report (of the others) is written.
-fn finish(out: &Path, failed: &[(String, String)]) -> Result<ExitCode> {
+fn finish(out: &Path, outcome: &StudyOutcome) -> Result<ExitCode> {
+    if !outcome.elsewhere.is_empty() {
+        eprintln!(
+            "note: {} run(s) are being trained by other processes ({}); the report covers \
+             what is finished: `symfeat report {}` again when they end",
+            outcome.elsewhere.len(),
+            outcome.elsewhere.join(", "),
+            out.display()
+        );
+    }
+    report_and_exit(out, &outcome.failed)
+}
+
+fn report_and_exit(out: &Path, failed: &[(String, String)]) -> Result<ExitCode> {
     let s = build_report(out)?;
     println!("{}", crate::report::html::markdown(&s));
     eprintln!(
@@ -74,16 +133,153 @@ fn finish(out: &Path, failed: &[(String, String)]) -> Result<ExitCode> {
 }
 
 pub(super) fn study(a: StudyArgs) -> Result<ExitCode> {
-    let s = StudyConfig::from_file(&a.config)?;
+    if let Some(dir) = &a.status {
+        return status(dir);
+    }
+    let (Some(config), Some(out)) = (&a.config, &a.out) else {
+        bail!("symfeat study needs --config FILE and --out DIR (or --status DIR)");
+    };
+    check_jobs(a.jobs)?;
+    if a.threads == Some(0) {
+        bail!("--threads 0: expected at least 1");
+    }
+    let shard = a.shard.as_deref().map(str::parse::<Shard>).transpose()?;
+    let s = StudyConfig::from_file(config)?;
     // Every run's configuration is checked before the first one starts.
-    s.runs(&a.out)
-        .with_context(|| format!("invalid study file {}", a.config.display()))?;
-    let outcome = run_study(&s, &a.out)?;
-    finish(&a.out, &outcome.failed)
+    s.runs(out)
+        .with_context(|| format!("invalid study file {}", config.display()))?;
+    if a.print_slurm {
+        return print_slurm(&a, &s, out);
+    }
+    let outcome = if a.jobs > 1 {
+        run_jobs(&s, out, a.jobs, shard, a.threads)?
+    } else {
+        let work = Work {
+            shard,
+            threads: a.threads,
+            worker: a.worker,
+        };
+        run_study(&s, out, &work)?
+    };
+    if a.worker.is_some() || shard.is_some() {
+        // One of several processes on the study: the report is built once
+        // they have all ended.
+        for (name, e) in &outcome.failed {
+            eprintln!("error: run {name} failed: {e}");
+        }
+        if a.worker.is_none() {
+            eprintln!(
+                "shard {}: done; `symfeat study --status {}` shows the other shards' cells, \
+                 `symfeat report {}` builds the report once they have ended",
+                a.shard.as_deref().unwrap_or_default(),
+                out.display(),
+                out.display()
+            );
+        }
+        return Ok(if outcome.failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    finish(out, &outcome)
+}
+
+fn check_jobs(jobs: usize) -> Result<()> {
+    if jobs == 0 {
+        bail!("--jobs 0: expected at least 1 (the number of cells trained at once)");
+    }
+    Ok(())
+}
+
+/// `--status DIR`: one line per cell.
+fn status(dir: &Path) -> Result<ExitCode> {
+    let cells = study_status(dir)?;
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for (k, (run, state)) in cells.iter().enumerate() {
+        println!("{k:>4}  {:<48}  {state}", run.name);
+        let kind = match state {
+            CellState::Pending | CellState::Interrupted(_) => "pending",
+            CellState::Running(_) => "running",
+            CellState::Finished => "finished",
+            CellState::Diverged => "diverged",
+            CellState::Failed(_) => "failed",
+            CellState::Unreadable(_) => "unreadable",
+        };
+        *counts.entry(kind).or_default() += 1;
+    }
+    let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!("{} cells: {}", cells.len(), summary.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--print-slurm`: the study directory prepared (study.toml, slurm/), the
+/// sbatch script on stdout.
+fn print_slurm(a: &StudyArgs, s: &StudyConfig, out: &Path) -> Result<ExitCode> {
+    check_time(&a.slurm_time)?;
+    for (flag, v) in [
+        ("--slurm-tasks", a.slurm_tasks),
+        ("--slurm-cpus", a.slurm_cpus),
+    ] {
+        if v == Some(0) {
+            bail!("{flag} 0: expected at least 1");
+        }
+    }
+    let runs = prepare_study(s, out)?;
+    let logs = out.join("slurm");
+    std::fs::create_dir_all(&logs)
+        .with_context(|| format!("cannot create the Slurm log directory {}", logs.display()))?;
+    let out_abs = out
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", out.display()))?;
+    let text = out_abs.display().to_string();
+    if text.contains(char::is_whitespace) || text.contains('%') {
+        bail!(
+            "--out {}: an #SBATCH --output path cannot hold spaces or '%'; choose another --out",
+            out_abs.display()
+        );
+    }
+    let exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .context("cannot find the symfeat executable")?;
+    let cells = runs.len();
+    let tasks = a.slurm_tasks.unwrap_or(cells);
+    if tasks > cells {
+        eprintln!("note: --slurm-tasks {tasks} > {cells} cells; using {cells} tasks");
+    }
+    let gpu = runs.iter().any(|r| {
+        let d = r.config.device.as_str();
+        (d.starts_with("cuda") || d.starts_with("vulkan")) && d != "vulkan:cpu"
+    });
+    let o = SlurmOptions {
+        tasks: tasks.min(cells),
+        cpus_per_task: a.slurm_cpus.or(a.threads).or(s.train.threads).unwrap_or(4),
+        time: a.slurm_time.clone(),
+        partition: a.slurm_partition.clone(),
+        gpu,
+    };
+    let name = out_abs
+        .file_name()
+        .map(|n| format!("symfeat-{}", n.to_string_lossy()))
+        .unwrap_or_else(|| "symfeat".into());
+    print!(
+        "{}",
+        script(&exe, &out_abs.join(STUDY_FILE), &out_abs, &name, &o)
+    );
+    eprintln!(
+        "{cells} cells in {} array tasks; {} and {} written. Submit with sbatch, follow with \
+         `symfeat study --status {}`, then `symfeat report {}`",
+        o.tasks,
+        out_abs.join(STUDY_FILE).display(),
+        logs.display(),
+        out_abs.display(),
+        out_abs.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(super) fn report(a: ReportArgs) -> Result<ExitCode> {
-    finish(&a.dir, &[])
+    report_and_exit(&a.dir, &[])
 }
 
 /// The popular heads of the paper's comparison, each a variant on the
@@ -226,6 +422,11 @@ pub(super) fn reproduce(a: ReproduceArgs) -> Result<ExitCode> {
         print!("{}", toml::to_string_pretty(&s)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = run_study(&s, &a.out)?;
-    finish(&a.out, &outcome.failed)
+    check_jobs(a.jobs)?;
+    let outcome = if a.jobs > 1 {
+        run_jobs(&s, &a.out, a.jobs, None, None)?
+    } else {
+        run_study(&s, &a.out, &Work::default())?
+    };
+    finish(&a.out, &outcome)
 }

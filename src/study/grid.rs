@@ -28,13 +28,11 @@
 //! skipped. A run with a partial checkpoint is resumed. A run
 //! that diverges leaves `diverged.json` and the grid goes on; a run that
 //! fails otherwise leaves `failed.json` (the grid goes on, the next study
-//! retries it). The study locks its directory, and each run's directory
-//! while it looks at and trains it: a run another process holds is skipped.
+//! retries it). Each run's directory is locked while a process looks at
+//! and trains it: a run another process holds is skipped (`work.rs`).
 
-use crate::run_dir::{self, DIVERGED, FAILED, Locked, RunStatus, STUDY_FILE, run_status};
-use crate::train::{TrainConfig, train_locked};
+use crate::train::TrainConfig;
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -236,120 +234,6 @@ impl StudyConfig {
         }
         Ok(runs)
     }
-}
-
-/// What a study did: its runs, and the names of those that failed (each
-/// recorded in its `failed.json`; the study went on with the others).
-#[derive(Debug, Clone)]
-pub struct StudyOutcome {
-    /// Every run of the grid.
-    pub runs: Vec<RunSpec>,
-    /// `(run name, error)` of the runs that failed in this invocation.
-    pub failed: Vec<(String, String)>,
-}
-
-/// Run every run of the study in `out` that is not finished, then return
-/// what happened (the caller builds the report). The study directory is
-/// locked meanwhile; a run that fails (other than by diverging) is recorded
-/// in its `failed.json` and the study goes on; a later study retries it.
-pub fn run_study(study: &StudyConfig, out: &Path) -> Result<StudyOutcome> {
-    std::fs::create_dir_all(out.join(run_dir::STUDY_RUNS))
-        .with_context(|| format!("cannot create study directory {}", out.display()))?;
-    let _lock = run_dir::lock(out, "study")?;
-    let runs = study.runs(out)?;
-    let study_file = out.join(STUDY_FILE);
-    let text = toml::to_string_pretty(study).context("serialising the study")?;
-    if let Ok(old) = std::fs::read_to_string(&study_file)
-        && old != text
-    {
-        bail!(
-            "{} holds a different study; use another --out (or delete it) to start a new one",
-            study_file.display()
-        );
-    }
-    crate::atomic::write(&study_file, text.as_bytes())?;
-    let total = runs.len();
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "study [{bar:30}] {pos}/{len} runs, {elapsed} elapsed, ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    let mut failed = vec![];
-    for (k, run) in runs.iter().enumerate() {
-        let dir = &run.config.out;
-        bar.set_message(run.name.clone());
-        let line =
-            |what: &str| bar.suspend(|| eprintln!("[{}/{total}] {}: {what}", k + 1, run.name));
-        // The run is locked before the study looks at it: a run another
-        // process is training is skipped, never marked or touched.
-        let lock = std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create run directory {}", dir.display()))
-            .and_then(|()| run_dir::lock(dir, "run"));
-        let lock = match lock {
-            Ok(l) => l,
-            Err(e) if e.downcast_ref::<Locked>().is_some() => {
-                line(&format!("{e:#}; skipped"));
-                bar.inc(1);
-                continue;
-            }
-            Err(e) => return Err(e.context(format!("study run {}", run.name))),
-        };
-        let mut status = run_status(dir, &run.config);
-        if status == RunStatus::Failed {
-            // Retried: the error may have been the machine's (disk, memory).
-            std::fs::remove_file(dir.join(FAILED))
-                .with_context(|| format!("cannot remove {}", dir.join(FAILED).display()))?;
-            status = run_status(dir, &run.config);
-            line("failed earlier, retrying");
-        }
-        let result = match status {
-            RunStatus::Finished => {
-                line("finished earlier, skipped");
-                None
-            }
-            RunStatus::Diverged => {
-                line("diverged earlier, skipped");
-                None
-            }
-            RunStatus::Unreadable(e) => Some(Err(anyhow::anyhow!(
-                "{e}; the checkpoint is kept: move it away to start this run again"
-            ))),
-            RunStatus::New | RunStatus::Partial(_) | RunStatus::Failed => {
-                let resume = matches!(status, RunStatus::Partial(_));
-                line(if resume { "resuming" } else { "training" });
-                Some(
-                    run.config
-                        .check()
-                        .and_then(|valid| train_locked(&valid, resume, &lock)),
-                )
-            }
-        };
-        match result {
-            None => {}
-            Some(Ok(h)) => {
-                let acc = h.history.last().map(|m| m.test_acc).unwrap_or(f64::NAN);
-                line(&format!("test accuracy {:.2}%", 100.0 * acc));
-            }
-            Some(Err(e)) if e.downcast_ref::<crate::train::Diverged>().is_some() => {
-                let msg = format!("{e:#}");
-                run_dir::write_marker(dir, DIVERGED, &msg)?;
-                line(&format!("DIVERGED: {msg}"));
-            }
-            Some(Err(e)) => {
-                let msg = format!("{e:#}");
-                run_dir::write_marker(dir, FAILED, &msg)?;
-                line(&format!("FAILED: {msg}"));
-                failed.push((run.name.clone(), msg));
-            }
-        }
-        drop(lock);
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    Ok(StudyOutcome { runs, failed })
 }
 
 #[cfg(test)]
