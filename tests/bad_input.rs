@@ -1026,6 +1026,23 @@ fn study_cases(t: &mut Table) {
     put(&d, "plain", b"x");
     let blocked = d.join("plain").join("out");
     t.add("study_out_under_a_file", args!["study", "--config", good, "--out", blocked], &["cannot create study directory", "plain/out"]);
+    // #19: shards, jobs, the Slurm script and the status of a study.
+    let fresh = d.join("never").display().to_string();
+    t.add("study_shard_zero", args!["study", "--config", good, "--out", fresh, "--shard", "0/4"], &["--shard \"0/4\"", "1 <= i <= n"]);
+    t.add("study_shard_past_n", args!["study", "--config", good, "--out", fresh, "--shard", "5/4"], &["--shard \"5/4\"", "1 <= i <= n"]);
+    t.add("study_shard_not_i_of_n", args!["study", "--config", good, "--out", fresh, "--shard", "3"], &["--shard \"3\"", "expected i/n"]);
+    t.add("study_jobs_zero", args!["study", "--config", good, "--out", fresh, "--jobs", "0"], &["--jobs 0", "at least 1"]);
+    t.add("study_threads_zero", args!["study", "--config", good, "--out", fresh, "--threads", "0"], &["--threads 0", "at least 1"]);
+    t.add("study_print_slurm_unwritable_out", args!["study", "--config", good, "--out", d.join("plain").join("slurm"), "--print-slurm"],
+        &["cannot create study directory", "plain/slurm"]);
+    t.add("study_print_slurm_bad_time", args!["study", "--config", good, "--out", fresh, "--print-slurm", "--slurm-time", "24h"],
+        &["--slurm-time \"24h\"", "24:00:00"]);
+    t.add("study_print_slurm_zero_tasks", args!["study", "--config", good, "--out", fresh, "--print-slurm", "--slurm-tasks", "0"],
+        &["--slurm-tasks 0", "at least 1"]);
+    let not_a_study = t.dir("status_not_a_study");
+    t.add("study_status_not_a_study", args!["study", "--status", not_a_study], &["status_not_a_study", "no study.toml"]);
+    t.add("reproduce_jobs_zero", args!["reproduce", "--jobs", "0", "--out", fresh], &["--jobs 0", "at least 1"]);
+    t.absent.push(d.join("never"));
     let empty = t.dir("report_not_a_study");
     t.add("report_not_a_study", args!["report", empty], &["report_not_a_study", "no runs/ directory"]);
     let broken = t.dir("report_broken_metrics");

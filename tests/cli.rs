@@ -207,25 +207,37 @@ fn a_locked_run_or_study_directory_is_refused_naming_the_holder() {
         &["/nonexistent"],
     );
 
+    // A study's own lock is held only to check and write study.toml (#19:
+    // many processes share a study): a held one is waited for, then taken.
     let study = dir.path().join("study");
     std::fs::create_dir_all(&study).unwrap();
     let cfg = dir.path().join("s.toml");
     std::fs::write(
         &cfg,
-        "heads = ['softmax']\nseeds = [0]\n[train]\nepochs = 1\n",
+        "heads = ['softmax']\nseeds = [0]\n[train]\nepochs = 1\ndataset = 'mnist'\ndata = '/nonexistent'\n",
     )
     .unwrap();
-    let _held = symfeat::run_dir::lock(&study, "study").unwrap();
-    let s = study.to_str().unwrap();
-    fails_with(
-        &["study", "--config", cfg.to_str().unwrap(), "--out", s],
-        &[
-            s,
-            "being written",
-            &format!("study pid {}", std::process::id()),
-        ],
+    let held = symfeat::run_dir::lock(&study, "study").unwrap();
+    let start = std::time::Instant::now();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("symfeat"))
+        .args(["study", "--config", cfg.to_str().unwrap(), "--out"])
+        .arg(&study)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert!(
+        !study.join("study.toml").exists(),
+        "study.toml written under a held lock"
     );
-    assert!(!study.join("study.toml").exists());
+    drop(held);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(start.elapsed() >= std::time::Duration::from_millis(1000));
+    assert!(study.join("study.toml").exists(), "{err}");
+    // Past the lock, to the data.
+    assert!(err.contains("/nonexistent"), "{err}");
 }
 
 /// A killed holder releases its lock (the OS does): a training run killed

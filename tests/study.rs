@@ -547,3 +547,292 @@ fn a_study_skips_a_run_another_process_holds() {
     run_study_cli(&cfg, &out);
     assert!(held_dir.join("model.safetensors").exists());
 }
+
+// ---------------------------------------------------------------- #19: many processes, one study
+
+/// `symfeat study --config CFG --out OUT EXTRA..`, its errors captured.
+fn study_process(cfg: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("symfeat"));
+    c.args(["study", "--config"])
+        .arg(cfg)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// How many times the logs in `err` started training run `name` afresh.
+fn trainings(err: &str, name: &str) -> usize {
+    err.lines()
+        .filter(|l| l.ends_with(&format!("] {name}: training")))
+        .count()
+}
+
+/// The runs `names` of two studies are the same runs: every epoch's
+/// figures, the probe, the weights and the exports, byte for byte.
+fn same_runs(a: &Path, b: &Path, names: &[String]) {
+    let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+    for name in names {
+        let (x, y) = (a.join("runs").join(name), b.join("runs").join(name));
+        assert_eq!(
+            metrics_without_timing(&x),
+            metrics_without_timing(&y),
+            "{name}"
+        );
+        for f in [
+            "probe.jsonl",
+            "model.safetensors",
+            "class_weights.npy",
+            "features.npy",
+        ] {
+            assert!(read(x.join(f)) == read(y.join(f)), "{name}/{f} differs");
+        }
+    }
+    assert!(
+        read(a.join("summary.json")) == read(b.join("summary.json")),
+        "summary.json differs"
+    );
+}
+
+fn report(out: &Path) {
+    let o = Command::cargo_bin("symfeat")
+        .unwrap()
+        .arg("report")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Shards (with one started twice), `--jobs 2`, and two whole studies
+/// racing on one directory: every cell trained exactly once, and the same
+/// runs and summary as a sequential study.
+#[test]
+fn shards_jobs_and_racing_studies_train_each_cell_once_as_a_sequential_study() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_synthetic_mnist(dir.path(), 600, 200, 12);
+    let cfg = dir.path().join("study.toml");
+    std::fs::write(
+        &cfg,
+        study_toml(dir.path(), &["softmax", "symmetrical"], &[0, 1], 2),
+    )
+    .unwrap();
+    let names: Vec<String> = ["softmax", "symmetrical"]
+        .iter()
+        .flat_map(|h| (0..2).map(move |s| format!("mnist-mlp-{h}-seed{s}")))
+        .collect();
+    let reference = dir.path().join("reference");
+    run_study_cli(&cfg, &reference);
+
+    let all_at_once = |out: &Path, each: &[&[&str]]| -> String {
+        let children: Vec<_> = each
+            .iter()
+            .map(|extra| study_process(&cfg, out, extra).spawn().unwrap())
+            .collect();
+        let mut err = String::new();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            let e = String::from_utf8_lossy(&o.stderr).to_string();
+            assert!(o.status.success(), "{e}");
+            err.push_str(&e);
+        }
+        err
+    };
+    for (what, extra) in [
+        (
+            "shards",
+            &[
+                &["--shard", "1/3"][..],
+                &["--shard", "2/3"],
+                &["--shard", "3/3"],
+                &["--shard", "2/3"],
+            ][..],
+        ),
+        ("jobs", &[&["--jobs", "2"][..]][..]),
+        ("racing studies", &[&[][..], &[]][..]),
+    ] {
+        let out = dir.path().join(what.replace(' ', "-"));
+        let err = all_at_once(&out, extra);
+        for name in &names {
+            assert_eq!(
+                trainings(&err, name),
+                1,
+                "{what}: {name} trained {}x:\n{err}",
+                trainings(&err, name)
+            );
+        }
+        assert!(!err.contains("resuming"), "{what}:\n{err}");
+        // The last of several processes may have built its report before
+        // another's last cell ended (it says so): build it once more.
+        report(&out);
+        same_runs(&out, &reference, &names);
+    }
+}
+
+/// A shard killed with SIGKILL inside a cell: `--status` shows the cell
+/// interrupted, the shard started again resumes it, and the study ends as
+/// a sequential one.
+#[test]
+fn a_shard_killed_mid_cell_resumes_it_and_the_study_ends_as_a_sequential_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // Epochs of ~0.3 s (6000 images, one thread): long enough to kill
+    // the shard inside its cell, after the first epoch's checkpoint.
+    common::write_synthetic_mnist(dir.path(), 6000, 100, 13);
+    let cfg = dir.path().join("study.toml");
+    std::fs::write(&cfg, study_toml(dir.path(), &["softmax"], &[0, 1], 3)).unwrap();
+    let names: Vec<String> = (0..2)
+        .map(|s| format!("mnist-mlp-softmax-seed{s}"))
+        .collect();
+    let reference = dir.path().join("reference");
+    run_study_cli(&cfg, &reference);
+
+    let out = dir.path().join("sharded");
+    let status = || -> String {
+        let o = Command::cargo_bin("symfeat")
+            .unwrap()
+            .arg("study")
+            .arg("--status")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // Shard 1/2 holds cell 0 (seed 0); killed once its first epoch is saved.
+    let first = out.join("runs").join(&names[0]);
+    let mut child = study_process(&cfg, &out, &["--shard", "1/2"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !first.join("checkpoint.bin").exists() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    if first.join("class_weights.npy").exists() {
+        eprintln!("note: the cell finished before the kill; only the skipping is tested");
+    } else {
+        let s = status();
+        assert!(
+            s.lines()
+                .any(|l| l.contains(&names[0]) && l.contains("pending (interrupted after epoch")),
+            "{s}"
+        );
+        assert!(
+            s.lines()
+                .any(|l| l.contains(&names[1]) && l.ends_with("pending")),
+            "{s}"
+        );
+        // A cell another process holds shows its holder.
+        let second = out.join("runs").join(&names[1]);
+        std::fs::create_dir_all(&second).unwrap();
+        let held = symfeat::run_dir::lock(&second, "run").unwrap();
+        let s = status();
+        assert!(
+            s.contains(&format!("running (run pid {}", std::process::id())),
+            "{s}"
+        );
+        drop(held);
+        let o = study_process(&cfg, &out, &["--shard", "1/2"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert!(err.contains(&format!("{}: resuming", names[0])), "{err}");
+        assert!(!err.contains(&names[1]), "shard 1/2 touched cell 1:\n{err}");
+    }
+    let o = study_process(&cfg, &out, &["--shard", "1/2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = study_process(&cfg, &out, &["--shard", "2/2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("symfeat report"), "{err}");
+    let s = status();
+    assert!(s.ends_with("2 cells: 2 finished\n"), "{s}");
+    report(&out);
+    same_runs(&out, &reference, &names);
+}
+
+/// `--print-slurm`: the study directory is prepared and the script runs
+/// each shard with its threads; a GPU study asks for a GPU.
+#[test]
+fn print_slurm_writes_a_job_array_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("study.toml");
+    std::fs::write(
+        &cfg,
+        study_toml(dir.path(), &["softmax", "arcface"], &[0, 1, 2], 1),
+    )
+    .unwrap();
+    let out = dir.path().join("s1");
+    let o = Command::cargo_bin("symfeat")
+        .unwrap()
+        .args([
+            "study",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--print-slurm",
+            "--slurm-cpus",
+            "2",
+            "--slurm-partition",
+            "short",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let script = String::from_utf8(o.stdout).unwrap();
+    let out = out.canonicalize().unwrap();
+    for line in [
+        "#SBATCH --array=1-6".to_string(),
+        "#SBATCH --cpus-per-task=2".into(),
+        "#SBATCH --time=24:00:00".into(),
+        "#SBATCH --partition=short".into(),
+        format!("#SBATCH --output={}/slurm/%A_%a.out", out.display()),
+        format!("#SBATCH --error={}/slurm/%A_%a.err", out.display()),
+    ] {
+        assert!(script.lines().any(|l| l == line), "{line}\n{script}");
+    }
+    assert!(script.contains(&format!(
+        "study --config '{}/study.toml' --out '{}' --shard \"$SLURM_ARRAY_TASK_ID/6\" --threads 2",
+        out.display(),
+        out.display()
+    )), "{script}");
+    assert!(!script.contains("--gres"), "{script}");
+    assert!(out.join("study.toml").exists() && out.join("slurm").is_dir());
+    assert!(
+        !out.join("runs").read_dir().unwrap().any(|_| true),
+        "a run was started"
+    );
+
+    let gpu = dir.path().join("gpu.toml");
+    std::fs::write(
+        &gpu,
+        study_toml(dir.path(), &["softmax"], &[0], 1) + "device = \"cuda\"\n",
+    )
+    .unwrap();
+    let o = Command::cargo_bin("symfeat")
+        .unwrap()
+        .args(["study", "--config", gpu.to_str().unwrap(), "--out"])
+        .arg(dir.path().join("s2"))
+        .args(["--print-slurm", "--slurm-tasks", "4"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let script = String::from_utf8(o.stdout).unwrap();
+    assert!(script.contains("#SBATCH --gres=gpu:1\n"), "{script}");
+    // One cell: one task, whatever was asked.
+    assert!(script.contains("#SBATCH --array=1-1\n"), "{script}");
+    assert!(script.contains("#SBATCH --cpus-per-task=1\n"), "{script}");
+}
