@@ -1039,6 +1039,15 @@ fn study_cases(t: &mut Table) {
         &["--slurm-time \"24h\"", "24:00:00"]);
     t.add("study_print_slurm_zero_tasks", args!["study", "--config", good, "--out", fresh, "--print-slurm", "--slurm-tasks", "0"],
         &["--slurm-tasks 0", "at least 1"]);
+    t.add("study_print_slurm_zero_cpus", args!["study", "--config", good, "--out", fresh, "--print-slurm", "--slurm-cpus", "0"],
+        &["--slurm-cpus 0", "at least 1"]);
+    t.add("study_slurm_option_without_print_slurm", args!["study", "--config", good, "--out", fresh, "--slurm-tasks", "4"],
+        &["--print-slurm"]);
+    let spaced = t.dir("with space");
+    t.add("study_print_slurm_out_with_a_space", args!["study", "--config", good, "--out", spaced.join("s"), "--print-slurm"],
+        &["with space", "cannot hold spaces"]);
+    t.absent.push(spaced.join("s"));
+    t.add("study_status_and_config", args!["study", "--status", fresh, "--config", good], &["--status", "cannot be used with"]);
     let not_a_study = t.dir("status_not_a_study");
     t.add("study_status_not_a_study", args!["study", "--status", not_a_study], &["status_not_a_study", "no study.toml"]);
     t.add("reproduce_jobs_zero", args!["reproduce", "--jobs", "0", "--out", fresh], &["--jobs 0", "at least 1"]);

@@ -225,6 +225,16 @@ fn print_slurm(a: &StudyArgs, s: &StudyConfig, out: &Path) -> Result<ExitCode> {
             bail!("{flag} 0: expected at least 1");
         }
     }
+    // #SBATCH lines are not parsed by a shell: checked before anything is written.
+    let text = std::path::absolute(out)
+        .with_context(|| format!("cannot resolve {}", out.display()))?
+        .display()
+        .to_string();
+    if text.contains(char::is_whitespace) || text.contains('%') {
+        bail!(
+            "--out {text}: an #SBATCH --output path cannot hold spaces or '%'; choose another --out"
+        );
+    }
     let runs = prepare_study(s, out)?;
     let logs = out.join("slurm");
     std::fs::create_dir_all(&logs)
@@ -232,13 +242,6 @@ fn print_slurm(a: &StudyArgs, s: &StudyConfig, out: &Path) -> Result<ExitCode> {
     let out_abs = out
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", out.display()))?;
-    let text = out_abs.display().to_string();
-    if text.contains(char::is_whitespace) || text.contains('%') {
-        bail!(
-            "--out {}: an #SBATCH --output path cannot hold spaces or '%'; choose another --out",
-            out_abs.display()
-        );
-    }
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .context("cannot find the symfeat executable")?;
