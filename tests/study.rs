@@ -816,23 +816,30 @@ fn print_slurm_writes_a_job_array_script() {
         "a run was started"
     );
 
-    let gpu = dir.path().join("gpu.toml");
-    std::fs::write(
-        &gpu,
-        study_toml(dir.path(), &["softmax"], &[0], 1) + "device = \"cuda\"\n",
-    )
-    .unwrap();
-    let o = Command::cargo_bin("symfeat")
-        .unwrap()
-        .args(["study", "--config", gpu.to_str().unwrap(), "--out"])
-        .arg(dir.path().join("s2"))
-        .args(["--print-slurm", "--slurm-tasks", "4"])
-        .output()
+    // `gpu` is train's alias of cuda:0; vulkan:cpu is not a GPU.
+    for (device, gres) in [("cuda", true), ("gpu", true), ("vulkan:cpu", false)] {
+        let toml = dir.path().join(format!("{device}.toml"));
+        std::fs::write(
+            &toml,
+            study_toml(dir.path(), &["softmax"], &[0], 1) + &format!("device = \"{device}\"\n"),
+        )
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let script = String::from_utf8(o.stdout).unwrap();
-    assert!(script.contains("#SBATCH --gres=gpu:1\n"), "{script}");
-    // One cell: one task, whatever was asked.
-    assert!(script.contains("#SBATCH --array=1-1\n"), "{script}");
-    assert!(script.contains("#SBATCH --cpus-per-task=1\n"), "{script}");
+        let o = Command::cargo_bin("symfeat")
+            .unwrap()
+            .args(["study", "--config", toml.to_str().unwrap(), "--out"])
+            .arg(dir.path().join(format!("s-{}", device.replace(':', "-"))))
+            .args(["--print-slurm", "--slurm-tasks", "4"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let script = String::from_utf8(o.stdout).unwrap();
+        assert_eq!(
+            script.contains("#SBATCH --gres=gpu:1\n"),
+            gres,
+            "{device}: {script}"
+        );
+        // One cell: one task, whatever was asked.
+        assert!(script.contains("#SBATCH --array=1-1\n"), "{script}");
+        assert!(script.contains("#SBATCH --cpus-per-task=1\n"), "{script}");
+    }
 }

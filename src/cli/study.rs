@@ -250,9 +250,15 @@ fn print_slurm(a: &StudyArgs, s: &StudyConfig, out: &Path) -> Result<ExitCode> {
     if tasks > cells {
         eprintln!("note: --slurm-tasks {tasks} > {cells} cells; using {cells} tasks");
     }
+    // The device names as `train` reads them (`gpu` is `cuda:0`); the runs
+    // were checked, so every name parses.
     let gpu = runs.iter().any(|r| {
-        let d = r.config.device.as_str();
-        (d.starts_with("cuda") || d.starts_with("vulkan")) && d != "vulkan:cpu"
+        use crate::backend::{DeviceChoice, VulkanDevice};
+        matches!(
+            DeviceChoice::parse(&r.config.device),
+            Ok(DeviceChoice::Cuda(_)
+                | DeviceChoice::Vulkan(VulkanDevice::Best | VulkanDevice::Discrete(_)))
+        )
     });
     let o = SlurmOptions {
         tasks: tasks.min(cells),
