@@ -35,19 +35,94 @@ pub struct AnalyzeFiles {
 
 const CHUNK_ROWS: usize = 8192;
 
-fn check_labels(labels: &[usize], classes: usize, path: &Path) -> Result<()> {
+/// What the errors call each input: a file's path (the CLI) or an
+/// argument's name (the Python package), so both say the same words.
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// The features.
+    pub features: String,
+    /// The labels.
+    pub labels: String,
+    /// The class weights.
+    pub weights: String,
+    /// The bias.
+    pub bias: String,
+}
+
+impl Names {
+    fn of_files(inp: &AnalyzeFiles) -> Self {
+        let show = |p: &Path| p.display().to_string();
+        Self {
+            features: show(&inp.features),
+            labels: show(&inp.labels),
+            weights: show(&inp.weights),
+            bias: inp.bias.as_deref().map(show).unwrap_or_default(),
+        }
+    }
+}
+
+fn check_labels(labels: &[usize], classes: usize, name: &str) -> Result<()> {
     if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= classes) {
-        bail!(
-            "{}: label {l} at index {i} is outside 0..{classes} (C from the weights)",
-            path.display()
-        );
+        bail!("{name}: label {l} at index {i} is outside 0..{classes} (C from the weights)");
     }
     let mut seen = vec![false; classes];
     labels.iter().for_each(|&l| seen[l] = true);
     if let Some(c) = seen.iter().position(|s| !s) {
+        bail!("{name}: class {c} has no sample; every class needs at least one");
+    }
+    Ok(())
+}
+
+/// The weights (C x D) and bias as the analysis takes them, checked.
+fn check_head(
+    w: Vec<f64>,
+    (c, d): (usize, usize),
+    bias: Option<Vec<f64>>,
+    names: &Names,
+) -> Result<(Matrix, Option<Vec<f64>>)> {
+    let name = &names.weights;
+    if c < 2 {
+        bail!("{name}: need at least 2 classes (rows), got {c} x {d}");
+    }
+    if d < 1 {
+        bail!("{name}: expected at least 1 column (D >= 1), got {c} x {d}");
+    }
+    let weights = Matrix::new(c, d, w).map_err(anyhow::Error::from)?;
+    if let Some(r) = weights.row_norms().iter().position(|&n| n == 0.0) {
+        bail!("{name}: weight row {r} is zero; angles to it are undefined");
+    }
+    if let Some(b) = &bias
+        && b.len() != c
+    {
         bail!(
-            "{}: class {c} has no sample; every class needs at least one",
-            path.display()
+            "{}: bias has {} values, expected C = {c}",
+            names.bias,
+            b.len()
+        );
+    }
+    Ok((weights, bias))
+}
+
+/// Features (`rows` x `cols`) against the weights' D and the labels.
+fn check_features(
+    (rows, cols): (usize, usize),
+    d: usize,
+    labels: &[usize],
+    names: &Names,
+) -> Result<()> {
+    if cols != d {
+        bail!(
+            "{}: features have D = {cols}, but the weights in {} have D = {d}",
+            names.features,
+            names.weights
+        );
+    }
+    if rows != labels.len() {
+        bail!(
+            "{} has {rows} rows but {} has {} labels",
+            names.features,
+            names.labels,
+            labels.len()
         );
     }
     Ok(())
@@ -165,25 +240,81 @@ impl Blocks for Pass2<'_, '_> {
     }
 }
 
-/// Feeds the whole features file to `sink` in blocks of `CHUNK_ROWS` rows:
-/// in place from `mapped` (checking finiteness when `check`; the chunked
-/// reader always does), else read chunk by chunk, float32 values kept
-/// narrow (no f64 copy of the data).
-fn stream(
-    features: &Path,
-    mapped: Option<&MappedF32>,
-    is_f32: bool,
-    check: bool,
+/// Where the features come from.
+enum Source<'a> {
+    /// A float32 little-endian NPY file, mapped and read in place.
+    Mapped(&'a MappedF32),
+    /// Any other NPY file, read chunk by chunk (float32 values kept narrow).
+    File { path: &'a Path, is_f32: bool },
+    /// Rows held in memory, `cols` values each (a numpy array).
+    Memory(Rows<'a>, usize),
+}
+
+/// Row-major features held in memory, in their own element type.
+#[derive(Debug, Clone, Copy)]
+pub enum Rows<'a> {
+    /// float32 values.
+    F32(&'a [f32]),
+    /// float64 values.
+    F64(&'a [f64]),
+}
+
+impl Rows<'_> {
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::F32(v) => v.len(),
+            Rows::F64(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn to_f64(self) -> Vec<f64> {
+        match self {
+            Rows::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            Rows::F64(v) => v.to_vec(),
+        }
+    }
+}
+
+/// Feeds blocks of `CHUNK_ROWS` rows of `values` (`cols` each) to `sink`,
+/// checking finiteness first when `check` (the error names `name`).
+fn push_blocks<T: Copy + Into<f64> + Send + Sync>(
+    values: &[T],
+    cols: usize,
+    check: Option<&str>,
     sink: &mut impl Blocks,
 ) -> Result<()> {
-    match mapped {
-        Some(m) => {
+    let d = cols.max(1);
+    for (i, rows) in values.chunks(CHUNK_ROWS * d).enumerate() {
+        let (start, n) = (i * CHUNK_ROWS, rows.len() / d);
+        if let Some(name) = check {
+            crate::npy::check_finite(name, rows, start, d)?;
+        }
+        sink.push(rows, start, n)?;
+    }
+    Ok(())
+}
+
+/// Feeds all the features to `sink` in blocks of `CHUNK_ROWS` rows: in
+/// place from a mapped file or from memory (checking finiteness when
+/// `check`, naming `name`; the chunked reader always does), else read chunk
+/// by chunk, float32 values kept narrow (no f64 copy of the data). The
+/// blocks are the same whatever the source, so the results are too.
+fn stream(source: &Source, check: bool, name: &str, sink: &mut impl Blocks) -> Result<()> {
+    let check = check.then_some(name);
+    match *source {
+        Source::Mapped(m) => {
             let d = m.cols().max(1);
             for (i, rows) in m.values().chunks(CHUNK_ROWS * d).enumerate() {
                 let (start, n) = (i * CHUNK_ROWS, rows.len() / d);
                 m.prefetch(start + CHUNK_ROWS..start + 2 * CHUNK_ROWS);
                 m.populate(start..start + n);
-                if check {
+                if check.is_some() {
                     m.check_finite(rows, start)?;
                 }
                 sink.push(rows, start, n)?;
@@ -191,128 +322,155 @@ fn stream(
             }
             Ok(())
         }
-        None if is_f32 => for_each_chunk(features, MatrixReader::next_chunk_f32, |r, s, n| {
-            sink.push(r, s, n)
-        }),
-        None => for_each_chunk(features, MatrixReader::next_chunk, |r, s, n| {
-            sink.push(r, s, n)
-        }),
+        Source::Memory(Rows::F32(v), cols) => push_blocks(v, cols, check, sink),
+        Source::Memory(Rows::F64(v), cols) => push_blocks(v, cols, check, sink),
+        Source::File { path, is_f32: true } => {
+            for_each_chunk(path, MatrixReader::next_chunk_f32, |r, s, n| {
+                sink.push(r, s, n)
+            })
+        }
+        Source::File { path, .. } => {
+            for_each_chunk(path, MatrixReader::next_chunk, |r, s, n| sink.push(r, s, n))
+        }
     }
 }
 
 /// The class means must allow the analysis: none zero (angles to it are
 /// undefined) and not all equal (no between-class spread: NC1 and the
 /// centred angles are undefined).
-fn check_means(stats: &ClassStats, features: &Path) -> Result<()> {
+fn check_means(stats: &ClassStats, name: &str) -> Result<()> {
     let means = stats
         .class_means()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", features.display()))?;
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     if let Some(c) = means.row_norms().iter().position(|&n| n == 0.0) {
         bail!(
-            "{}: the features of class {c} average to the zero vector (e.g. all zero); \
-             angles to its mean are undefined",
-            features.display()
+            "{name}: the features of class {c} average to the zero vector (e.g. all zero); \
+             angles to its mean are undefined"
         );
     }
     let first = means.row(0);
     if means.iter_rows().all(|r| r == first) {
-        bail!(
-            "{}: all class means are equal; NC1 and the centred angles are undefined",
-            features.display()
-        );
+        bail!("{name}: all class means are equal; NC1 and the centred angles are undefined");
     }
     Ok(())
 }
 
+/// The two passes over checked inputs (labels in 0..C, every class present,
+/// shapes agreeing) and the analysis: the one computation behind the CLI's
+/// files and the Python package's arrays.
+fn analyze_source(
+    source: &Source,
+    labels: &[usize],
+    (weights, bias): (Matrix, Option<Vec<f64>>),
+    scale: Option<f64>,
+    precision: Precision,
+    names: &Names,
+) -> Result<Analysis> {
+    let mut stats = ClassStats::means_only(weights.rows(), weights.cols());
+    let mut pass1 = Pass1 {
+        stats: &mut stats,
+        labels,
+        threads: rayon::current_num_threads(),
+    };
+    stream(source, true, &names.features, &mut pass1)?;
+    check_means(&stats, &names.features)?;
+    let head =
+        geometry::build_head(&weights, bias.as_deref(), scale).map_err(anyhow::Error::from)?;
+    let mut second = SecondPass::with_precision(&stats, head.as_ref(), precision)
+        .map_err(anyhow::Error::from)?;
+    let mut pass2 = Pass2 {
+        second: &mut second,
+        labels,
+    };
+    // Pass 1 has checked every value.
+    stream(source, false, &names.features, &mut pass2)?;
+    geometry::analyze(&stats, &weights, bias.as_deref(), scale, Some(&second))
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("analysis of {} against {}", names.features, names.weights))
+}
+
 /// Analyse NPY files, streaming the features.
 pub fn analyze_files(inp: &AnalyzeFiles) -> Result<Analysis> {
+    let names = Names::of_files(inp);
     check_scale(inp.scale, inp.bias.is_some())?;
     let (w, c, d) = MatrixReader::open(&inp.weights, "class weights")?.read_all()?;
-    if c < 2 {
-        bail!(
-            "{}: need at least 2 classes (rows), got {c} x {d}",
-            inp.weights.display()
-        );
-    }
-    if d < 1 {
-        bail!(
-            "{}: expected at least 1 column (D >= 1), got {c} x {d}",
-            inp.weights.display()
-        );
-    }
-    let weights = Matrix::new(c, d, w).map_err(anyhow::Error::from)?;
-    if let Some(r) = weights.row_norms().iter().position(|&n| n == 0.0) {
-        bail!(
-            "{}: weight row {r} is zero; angles to it are undefined",
-            inp.weights.display()
-        );
-    }
-    let bias = match &inp.bias {
-        Some(p) => {
-            let b = read_vector(p, "bias")?;
-            if b.len() != c {
-                bail!(
-                    "{}: bias has {} values, expected C = {c}",
-                    p.display(),
-                    b.len()
-                );
-            }
-            Some(b)
-        }
-        None => None,
-    };
+    let bias = inp
+        .bias
+        .as_deref()
+        .map(|p| read_vector(p, "bias"))
+        .transpose()?;
+    let head = check_head(w, (c, d), bias, &names)?;
     let labels = read_labels(&inp.labels)?;
     let reader = MatrixReader::open(&inp.features, "features")?;
-    if reader.cols() != d {
-        bail!(
-            "{}: features have D = {}, but the weights in {} have D = {d}",
-            inp.features.display(),
-            reader.cols(),
-            inp.weights.display()
-        );
-    }
-    if reader.rows() != labels.len() {
-        bail!(
-            "{} has {} rows but {} has {} labels",
-            inp.features.display(),
-            reader.rows(),
-            inp.labels.display(),
-            labels.len()
-        );
-    }
-    check_labels(&labels, c, &inp.labels)?;
-
-    let mut stats = ClassStats::means_only(c, d);
+    check_features((reader.rows(), reader.cols()), d, &labels, &names)?;
+    check_labels(&labels, c, &names.labels)?;
     let is_f32 = reader.is_f32();
     // float32 little-endian data is read in place; other files in chunks.
     let mapped = reader.map_f32()?;
     drop(reader);
-    let mut pass1 = Pass1 {
-        stats: &mut stats,
-        labels: &labels,
-        threads: rayon::current_num_threads(),
+    let source = match &mapped {
+        Some(m) => Source::Mapped(m),
+        None => Source::File {
+            path: &inp.features,
+            is_f32,
+        },
     };
-    stream(&inp.features, mapped.as_ref(), is_f32, true, &mut pass1)?;
-    check_means(&stats, &inp.features)?;
-    let head =
-        geometry::build_head(&weights, bias.as_deref(), inp.scale).map_err(anyhow::Error::from)?;
-    let mut second = SecondPass::with_precision(&stats, head.as_ref(), inp.precision)
-        .map_err(anyhow::Error::from)?;
-    let mut pass2 = Pass2 {
-        second: &mut second,
-        labels: &labels,
-    };
-    // Pass 1 has checked every value.
-    stream(&inp.features, mapped.as_ref(), is_f32, false, &mut pass2)?;
-    geometry::analyze(&stats, &weights, bias.as_deref(), inp.scale, Some(&second))
-        .map_err(anyhow::Error::from)
-        .with_context(|| {
-            format!(
-                "analysis of {} against {}",
-                inp.features.display(),
-                inp.weights.display()
-            )
-        })
+    analyze_source(&source, &labels, head, inp.scale, inp.precision, &names)
+}
+
+/// In-memory inputs of an analysis (the Python package's numpy arrays),
+/// row-major, read in place.
+#[derive(Debug, Clone)]
+pub struct AnalyzeArrays<'a> {
+    /// Features, `features_shape` = (N, D).
+    pub features: Rows<'a>,
+    /// (rows, columns) of the features.
+    pub features_shape: (usize, usize),
+    /// N labels (class indices, already known to be >= 0).
+    pub labels: &'a [usize],
+    /// Class weights, `weights_shape` = (C, D).
+    pub weights: Rows<'a>,
+    /// (rows, columns) of the weights.
+    pub weights_shape: (usize, usize),
+    /// C bias values (linear heads).
+    pub bias: Option<Rows<'a>>,
+    /// Scale s of a cosine head.
+    pub scale: Option<f64>,
+    /// Arithmetic of the second pass's products.
+    pub precision: Precision,
+    /// What the errors call each input.
+    pub names: Names,
+}
+
+/// Analyse arrays held in memory: the same checks, passes and blocks as
+/// [`analyze_files`], so the same inputs give the same report, bit for bit.
+pub fn analyze_memory(inp: &AnalyzeArrays) -> Result<Analysis> {
+    let names = &inp.names;
+    check_scale(inp.scale, inp.bias.is_some())?;
+    let (c, d) = inp.weights_shape;
+    check_shape(inp.weights.len(), inp.weights_shape, &names.weights)?;
+    check_shape(inp.features.len(), inp.features_shape, &names.features)?;
+    let w = inp.weights.to_f64();
+    crate::npy::check_finite(&names.weights, &w, 0, d)?;
+    let bias = inp.bias.map(Rows::to_f64);
+    if let Some(b) = &bias
+        && let Some(i) = b.iter().position(|x| !x.is_finite())
+    {
+        bail!("{}: non-finite value {} at index {i}", names.bias, b[i]);
+    }
+    let head = check_head(w, (c, d), bias, names)?;
+    check_features(inp.features_shape, d, inp.labels, names)?;
+    check_labels(inp.labels, c, &names.labels)?;
+    let source = Source::Memory(inp.features, inp.features_shape.1);
+    analyze_source(&source, inp.labels, head, inp.scale, inp.precision, names)
+}
+
+/// `values` holds exactly `shape` (a caller's bug otherwise, but never a panic).
+fn check_shape(values: usize, (r, c): (usize, usize), name: &str) -> Result<()> {
+    if r.checked_mul(c) != Some(values) {
+        bail!("{name}: {values} values do not fill a {r} x {c} array");
+    }
+    Ok(())
 }
 
 /// Analyse in-memory features `[N, D]` (f32), labels and weights `[C, D]`.

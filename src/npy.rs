@@ -290,7 +290,7 @@ impl MatrixReader {
 
     /// Rejects NaN/Inf in a decoded chunk of `n` rows, then moves past it.
     fn finish_chunk<T: Copy + Into<f64>>(&mut self, out: &[T], n: usize) -> Result<usize> {
-        check_finite(&self.path, out, self.next_row, self.cols)?;
+        check_finite(&self.path.display(), out, self.next_row, self.cols)?;
         self.next_row += n;
         Ok(n)
     }
@@ -338,9 +338,10 @@ impl MatrixReader {
 }
 
 /// Rejects NaN/Inf in `values`, rows of `cols` values starting at row
-/// `first_row` of `path`: the error names the row and column.
-fn check_finite<T: Copy + Into<f64>>(
-    path: &Path,
+/// `first_row` of `name` (a file's path, an argument's name): the error
+/// names the row and column.
+pub fn check_finite<T: Copy + Into<f64>>(
+    name: &(impl std::fmt::Display + ?Sized),
     values: &[T],
     first_row: usize,
     cols: usize,
@@ -352,8 +353,7 @@ fn check_finite<T: Copy + Into<f64>>(
         .flatten()
     {
         bail!(
-            "{}: non-finite value {} at row {}, column {}",
-            path.display(),
+            "{name}: non-finite value {} at row {}, column {}",
             values[i].into(),
             first_row + i / cols.max(1),
             i % cols.max(1)
@@ -452,7 +452,7 @@ impl MappedF32 {
     /// Rejects NaN/Inf in `rows`, a block of the values starting at row
     /// `first_row` (the same error as the chunked reader's).
     pub fn check_finite(&self, rows: &[f32], first_row: usize) -> Result<()> {
-        check_finite(&self.path, rows, first_row, self.cols)
+        check_finite(&self.path.display(), rows, first_row, self.cols)
     }
 }
 

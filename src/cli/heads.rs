@@ -2,11 +2,11 @@
 //! features and weights from any source (how a PyTorch user checks symfeat).
 
 use crate::backend::Cpu;
-use crate::heads::{HeadKind, HeadOps, HeadSpec, cross_entropy};
+use crate::heads::evaluate::{EvalInputs, EvalNames, cli_option, evaluate};
+use crate::heads::{HeadKind, HeadSpec};
 use crate::npy::{MatrixReader, read_labels, read_vector};
 use crate::train::{parse_head_params, write_npy_f32};
 use anyhow::{Context, Result, bail};
-use burn::prelude::*;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,11 +73,6 @@ pub(super) fn heads(args: HeadsArgs) -> Result<ExitCode> {
     }
 }
 
-fn to_tensor(v: &[f64], shape: [usize; 2], dev: &burn::tensor::Device<Cpu>) -> Tensor<Cpu, 2> {
-    let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
-    Tensor::from_data(TensorData::new(f, shape), dev)
-}
-
 fn eval(a: EvalArgs) -> Result<ExitCode> {
     let Some(kind) = HeadKind::parse(&a.head) else {
         bail!("--head {:?}: expected one of {}", a.head, HeadKind::names());
@@ -89,96 +84,44 @@ fn eval(a: EvalArgs) -> Result<ExitCode> {
     spec.resolve().context("--param")?;
     let (x, n, d) = MatrixReader::open(&a.features, "features")?.read_all()?;
     let labels = read_labels(&a.labels)?;
-    if labels.len() != n {
-        bail!(
-            "{} has {n} rows but {} has {} labels",
-            a.features.display(),
-            a.labels.display(),
-            labels.len()
-        );
-    }
     let (w, wr, wd) = MatrixReader::open(&a.weights, "weights")?.read_all()?;
-    if wd != d {
-        bail!(
-            "{}: weights have D = {wd}, features have D = {d}",
-            a.weights.display()
-        );
-    }
-    let c = if kind == HeadKind::Symmetrical {
-        if wr != 2 {
-            bail!(
-                "{}: the symmetrical layer takes its 2 x D parameters (v1, v2), got {wr} rows",
-                a.weights.display()
-            );
-        }
-        let c = a
-            .classes
-            .context("--classes C is required for the symmetrical layer")?;
-        if c < 2 {
-            bail!("--classes {c}: expected at least 2 classes");
-        }
-        c
-    } else {
-        if wr < 2 {
-            bail!(
-                "{}: {wr} class weight row(s); expected C x D with C >= 2 classes",
-                a.weights.display()
-            );
-        }
-        wr
-    };
-    if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= c) {
-        bail!(
-            "{}: label {l} at index {i} is outside 0..{c}",
-            a.labels.display()
-        );
-    }
-    let dev = Default::default();
-    let mut head = spec.init::<Cpu>(d, c, &dev).with_context(|| {
-        format!(
-            "--head {} with D = {d} (columns of {}) and C = {c}",
-            a.head,
-            a.features.display()
-        )
-    })?;
-    let wt = to_tensor(&w, [wr, wd], &dev);
-    let bias = match &a.bias {
-        Some(p) => {
-            let b = read_vector(p, "bias")?;
-            if b.len() != c {
-                bail!(
-                    "{} (--bias): {} values, expected C = {c} (rows of {})",
-                    p.display(),
-                    b.len(),
-                    a.weights.display()
-                );
-            }
-            Some(b)
-        }
-        None => None,
-    };
-    // What the built head has: a bias (softmax, center) or not.
-    match (&bias, head.bias().is_some()) {
-        (None, true) => bail!("--bias b.npy is required for the {} head", a.head),
-        (Some(_), false) => bail!("--bias applies to the softmax head only, not to {}", a.head),
-        _ => {}
-    }
-    let bias = bias.map(|b| to_tensor(&b, [1, c], &dev).reshape([c]));
-    head.load_weights(wt, bias)
-        .with_context(|| format!("--weights {}", a.weights.display()))?;
-    let xt = to_tensor(&x, [n, d], &dev);
-    let yv: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-    let yt = Tensor::<Cpu, 1, Int>::from_data(TensorData::new(yv, [n]), &dev);
-    let logits = head.train_logits(xt, yt.clone(), a.step);
-    let loss: f32 = cross_entropy(logits.clone(), yt).into_scalar().elem();
+    let bias = a
+        .bias
+        .as_deref()
+        .map(|p| read_vector(p, "bias"))
+        .transpose()?;
+    let narrow = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
+    let (x, w, bias) = (narrow(&x), narrow(&w), bias.as_deref().map(narrow));
+    let show = |p: &std::path::Path| p.display().to_string();
+    let out = evaluate::<Cpu>(
+        &EvalInputs {
+            spec,
+            head_name: &a.head,
+            features: &x,
+            features_shape: (n, d),
+            labels: &labels,
+            weights: &w,
+            weights_shape: (wr, wd),
+            bias: bias.as_deref(),
+            classes: a.classes,
+            step: a.step,
+            names: EvalNames {
+                features: show(&a.features),
+                labels: show(&a.labels),
+                weights: show(&a.weights),
+                bias: a
+                    .bias
+                    .as_deref()
+                    .map(|p| format!("{} (--bias)", p.display()))
+                    .unwrap_or_default(),
+                option: cli_option,
+            },
+        },
+        &Default::default(),
+    )?;
     if let Some(p) = &a.logits_out {
-        let v: Vec<f32> = logits
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .map_err(|e| anyhow::anyhow!("cannot read the logits back: {e:?}"))?;
-        write_npy_f32(p, v, n, c)?;
+        write_npy_f32(p, out.logits, n, out.classes)?;
     }
-    println!("{}", serde_json::json!({ "loss": loss }));
+    println!("{}", serde_json::json!({ "loss": out.loss }));
     Ok(ExitCode::SUCCESS)
 }

@@ -64,7 +64,8 @@ pub struct StudyArgs {
 /// Options of `symfeat report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A study directory.
+    /// A study directory, or one run's directory (`symfeat train --out`, or a
+    /// PyTorch run written by the Python package's `symfeat.Probe`).
     dir: PathBuf,
 }
 

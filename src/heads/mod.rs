@@ -15,6 +15,7 @@ mod arcface;
 mod center;
 mod combined;
 mod cosface;
+pub mod evaluate;
 mod fixed;
 pub mod margin;
 mod normface;

@@ -81,7 +81,15 @@ pub fn build_report(dir: &Path) -> Result<Summary> {
     };
     let mut runs = vec![];
     let mut unfinished = vec![];
-    for d in study_run_dirs(dir)? {
+    // A single run's directory (`symfeat train`, or a PyTorch run written
+    // by the Python package's Probe) is reported as a study of one run.
+    let single = !dir.join(run_dir::STUDY_RUNS).exists() && dir.join(run_dir::CONFIG).exists();
+    let dirs = if single {
+        vec![dir.to_path_buf()]
+    } else {
+        study_run_dirs(dir)?
+    };
+    for d in dirs {
         match load_run(&d, variant_of(&d).as_deref())? {
             Some(r) if !r.history.is_empty() || r.diverged.is_some() || r.failed.is_some() => {
                 runs.push(r)

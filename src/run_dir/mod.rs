@@ -8,6 +8,7 @@
 //! and the geometry analysis (what a probe line holds), nothing of burn.
 
 pub mod checkpoint;
+pub mod external;
 mod lines;
 mod lock;
 
