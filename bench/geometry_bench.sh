@@ -4,7 +4,7 @@
 # max RSS, the speed ratio, and whether the two agree.
 #
 # Usage: bench/geometry_bench.sh [--n 1000000] [--d 512] [--c 100] [--dir /tmp/geobench]
-#                                [--seed 0] [--no-stream] [--regen]
+#                                [--seed 0] [--no-stream] [--regen] [--python]
 # Env:   SYMFEAT (default target/release/symfeat), PYTHON (default python3).
 #
 # Data (generated once per n/d/c/seed, reused afterwards; --regen forces it):
@@ -17,9 +17,13 @@
 # at N and N/4, and unless --no-stream numpy with --read stream at N and N/4
 # (mmap'd file pages count in RSS; stream mode shows the RSS of the numpy
 # computation itself). numpy uses OpenBLAS with its default thread count.
+# --python: also the Python package (bench/python_analyze.py: symfeat.analyze
+# on the features loaded into memory; PYTHON must have it installed) at N and
+# N/4, its result checked equal to the CLI's, its time against the CLI and
+# numpy, and its peak memory beyond the input arrays.
 set -euo pipefail
 
-N=1000000 D=512 C=100 DIR=/tmp/geobench SEED=0 STREAM=1 REGEN=0
+N=1000000 D=512 C=100 DIR=/tmp/geobench SEED=0 STREAM=1 REGEN=0 PYPKG=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --n) N=$2; shift 2 ;;
@@ -29,7 +33,8 @@ while [[ $# -gt 0 ]]; do
         --seed) SEED=$2; shift 2 ;;
         --no-stream) STREAM=0; shift ;;
         --regen) REGEN=1; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        --python) PYPKG=1; shift ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -110,6 +115,16 @@ if [[ $STREAM == 1 ]]; then
     RUNS+=(numpy_stream_n numpy_stream_q)
 fi
 
+if [[ $PYPKG == 1 ]]; then
+    for q in n q; do
+        sfx=$([[ $q == q ]] && echo _q || true)
+        timed python_$q "$PYTHON" "$HERE/python_analyze.py" --features "$DIR/X$sfx.npy" \
+            --labels "$DIR/y$sfx.npy" --weights "$DIR/W.npy" --json "$DIR/python_$q.json" \
+            --timings "$DIR/python_$q.timings.json"
+    done
+    RUNS+=(python_n python_q)
+fi
+
 # ---- table and agreement ----
 "$PYTHON" - "$DIR" "$N" "$NQ" "$D" "$C" "${RUNS[@]}" <<'EOF'
 import json, sys
@@ -126,13 +141,25 @@ for r in runs:
     base = t["symfeat_" + r[-1]][0]
     ratio = "" if r.startswith("symfeat") else f"{t[r][0] / base:.2f}"
     inner = "" if r.startswith("symfeat") else \
-        f"{json.load(open(f'{out}/{r}.json'))['timings']['total_s']:.2f}"
+        f"{json.load(open(f'{out}/{r}.json'))['timings']['total_s']:.2f}" if r.startswith("numpy") else \
+        f"{json.load(open(f'{out}/{r}.timings.json'))['analyze_s']:.2f}"
     print(f"{r[:-2]:<16} {rows:>9} {t[r][0]:>9.2f} {t[r][1]:>12.1f} {ratio:>16} {inner:>12}")
 print("(seconds, RSS: /usr/bin/time of the whole process; in-script s: numpy's two passes and\n"
-      " metrics without interpreter start-up and imports; symfeat: default mixed-precision\n"
-      " products, symfeat_f64: --precision f64)")
+      " metrics without interpreter start-up and imports, python's symfeat.analyze call alone;\n"
+      " symfeat: default mixed-precision products, symfeat_f64: --precision f64)")
 for tool in ("symfeat", "symfeat_f64"):
     print(f"speed ratio numpy / {tool} at N: {t['numpy_n'][0] / t[tool + '_n'][0]:.2f}x")
+if "python_n" in t:
+    py = {q: json.load(open(f"{out}/python_{q}.timings.json")) for q in "nq"}
+    npin = json.load(open(f"{out}/numpy_n.json"))["timings"]["total_s"]
+    print(f"python package at N: symfeat.analyze {py['n']['analyze_s']:.2f} s on the array in memory; "
+          f"numpy's passes {npin:.2f} s: {npin / py['n']['analyze_s']:.2f}x; "
+          f"the CLI's whole process {t['symfeat_n'][0]:.2f} s: python/CLI "
+          f"{py['n']['analyze_s'] / t['symfeat_n'][0]:.2f}")
+    for q, rows in (("n", n), ("q", nq)):
+        print(f"python package at {rows} rows: input {py[q]['input_mib']:.0f} MiB, resident once "
+              f"loaded {py[q]['rss_input_mib']:.0f} MiB, peak beyond it during the call "
+              f"{py[q]['peak_beyond_input_mib']:.1f} MiB")
 for tool in sorted({r[:-2] for r in runs}):
     q, f = t[tool + "_q"][1], t[tool + "_n"][1]
     print(f"RSS {tool}: N/4 {q:.1f} MiB -> N {f:.1f} MiB (x{f / q:.2f} for x4 rows)")
@@ -172,6 +199,11 @@ for suffix, rows in (("_n", n), ("_q", nq)):
           f"NC4 and compactness {'identical' if same else 'DIFFERENT'}, "
           f"{a['second_pass']['rechecked_f64']} samples' decisions recomputed in f64")
     bad += not same
+for suffix, rows in (("_n", n), ("_q", nq)):
+    if f"python{suffix}" in t:
+        same = json.load(open(f"{out}/python{suffix}.json")) == json.load(open(f"{out}/symfeat{suffix}.json"))
+        print(f"python package vs CLI at {rows} rows: {'identical JSON' if same else 'DIFFERENT JSON'}")
+        bad += not same
 print("\nall checked quantities agree" if bad == 0 else f"\n{bad} DIFF(s)")
 sys.exit(1 if bad else 0)
 EOF
