@@ -288,3 +288,26 @@ fn a_killed_holder_leaves_the_directory_free() {
     child.wait().unwrap();
     symfeat::run_dir::lock(&run, "run").unwrap();
 }
+
+/// `symfeat report` on one run's directory (not a study): the same report
+/// files, for a run of one.
+#[test]
+fn report_reads_a_single_run_directory() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    common::write_synthetic_mnist(&data, 64, 32, 5);
+    let run = d.path().join("run");
+    common::train_run(
+        &data,
+        &run,
+        &["--net", "mlp", "--head", "normface", "--epochs", "2"],
+    );
+    let o = symfeat().arg("report").arg(&run).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["variants"][0]["head"], "normface");
+    assert!(run.join("report.html").exists());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("normface"));
+}

@@ -521,13 +521,7 @@ impl Probe {
             test_acc,
             seconds,
             images_per_s,
-            reg_loss: None,
-            sparsity: None,
-            weight_entropy: None,
-            tau: None,
-            dead_weight_fraction: None,
-            frozen_sign_fraction: None,
-            quant_error: None,
+            ..Default::default()
         };
         self.open_run()?.log_epoch(m).map_err(value_error)
     }
@@ -544,6 +538,15 @@ impl Probe {
     }
 }
 
+/// A panic inside the guarded computation, for the test that a panic comes
+/// back as `RuntimeError` and the interpreter goes on (python/tests).
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>) -> PyResult<()> {
+    run(py, || -> anyhow::Result<()> {
+        panic!("a panic for the tests")
+    })
+}
+
 /// The Rust half of the `symfeat` Python package.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -551,6 +554,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(head_logits, m)?)?;
     m.add_function(wrap_pyfunction!(heads, m)?)?;
     m.add_function(wrap_pyfunction!(report, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_class::<Probe>()?;
     Ok(())
 }

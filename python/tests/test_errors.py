@@ -89,3 +89,11 @@ def test_empty_and_degenerate_arrays_do_not_crash():
             symfeat.analyze(*args)
     with pytest.raises(ValueError):
         symfeat.head_logits("normface", np.zeros((0, 4), np.float32), np.zeros(0, np.int64), w)
+
+
+def test_a_panic_is_a_runtime_error_and_the_interpreter_goes_on():
+    from symfeat import _native
+    with pytest.raises(RuntimeError, match="internal error in symfeat .*a panic for the tests"):
+        _native._panic_for_tests()
+    x, y, w = blobs(n=30, d=4, c=3)
+    assert symfeat.analyze(x, y, w)["classes"][0]["class"] == 0

@@ -174,13 +174,7 @@ mod tests {
             test_acc,
             seconds: 0.0,
             images_per_s: 0.0,
-            reg_loss: None,
-            sparsity: None,
-            weight_entropy: None,
-            tau: None,
-            dead_weight_fraction: None,
-            frozen_sign_fraction: None,
-            quant_error: None,
+            ..Default::default()
         }
     }
 
