@@ -7,15 +7,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${SYMFEAT_VENV:-target/python-venv}
-cargo build --release --quiet
+# The CLI as `cargo test --release` builds it (in CI: already built).
+cargo test --release --no-run --quiet
 if [[ ! -x "$VENV/bin/maturin" || ! -x "$VENV/bin/pytest" ]]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip
     "$VENV/bin/pip" install --quiet "maturin>=1.5,<2" numpy pytest
 fi
 rm -rf target/wheels
-# --compatibility linux: a wheel for this machine (no manylinux audit).
+# --compatibility linux: a wheel for this machine (no manylinux audit);
+# share-test-build: reuse the test build's artifacts (python/Cargo.toml).
 "$VENV/bin/maturin" build --release --quiet -m python/Cargo.toml -o target/wheels \
-    --compatibility linux
+    --compatibility linux --features share-test-build
 "$VENV/bin/pip" install --quiet --force-reinstall --no-deps target/wheels/symfeat-*.whl
 SYMFEAT_BIN="$PWD/target/release/symfeat" "$VENV/bin/pytest" -q python/tests "$@"

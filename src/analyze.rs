@@ -47,6 +47,9 @@ pub struct Names {
     pub weights: String,
     /// The bias.
     pub bias: String,
+    /// The scale and bias options as the interface spells them
+    /// (`--scale`, `--bias`; `scale`, `bias`).
+    pub options: [String; 2],
 }
 
 impl Names {
@@ -57,6 +60,7 @@ impl Names {
             labels: show(&inp.labels),
             weights: show(&inp.weights),
             bias: inp.bias.as_deref().map(show).unwrap_or_default(),
+            options: ["--scale".into(), "--bias".into()],
         }
     }
 }
@@ -128,14 +132,15 @@ fn check_features(
     Ok(())
 }
 
-fn check_scale(scale: Option<f64>, bias: bool) -> Result<()> {
+fn check_scale(scale: Option<f64>, bias: bool, names: &Names) -> Result<()> {
+    let (s_opt, b_opt) = (&names.options[0], &names.options[1]);
     if let Some(s) = scale
         && !(s.is_finite() && s > 0.0)
     {
-        bail!("--scale {s}: expected a finite number > 0");
+        bail!("{s_opt} {s}: expected a finite number > 0");
     }
     if scale.is_some() && bias {
-        bail!("--scale (cosine head) and --bias (linear head) exclude each other");
+        bail!("{s_opt} (cosine head) and {b_opt} (linear head) exclude each other");
     }
     Ok(())
 }
@@ -392,7 +397,7 @@ fn analyze_source(
 /// Analyse NPY files, streaming the features.
 pub fn analyze_files(inp: &AnalyzeFiles) -> Result<Analysis> {
     let names = Names::of_files(inp);
-    check_scale(inp.scale, inp.bias.is_some())?;
+    check_scale(inp.scale, inp.bias.is_some(), &names)?;
     let (w, c, d) = MatrixReader::open(&inp.weights, "class weights")?.read_all()?;
     let bias = inp
         .bias
@@ -446,7 +451,7 @@ pub struct AnalyzeArrays<'a> {
 /// [`analyze_files`], so the same inputs give the same report, bit for bit.
 pub fn analyze_memory(inp: &AnalyzeArrays) -> Result<Analysis> {
     let names = &inp.names;
-    check_scale(inp.scale, inp.bias.is_some())?;
+    check_scale(inp.scale, inp.bias.is_some(), names)?;
     let (c, d) = inp.weights_shape;
     check_shape(inp.weights.len(), inp.weights_shape, &names.weights)?;
     check_shape(inp.features.len(), inp.features_shape, &names.features)?;

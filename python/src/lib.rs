@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use std::panic::AssertUnwindSafe;
 use symfeat::analyze::{AnalyzeArrays, Names, Rows, analyze_memory};
 use symfeat::geometry::Precision;
+use symfeat::geometry::polygon::scale_for_p_max;
 use symfeat::heads::evaluate::{EvalInputs, EvalNames, evaluate};
 use symfeat::heads::{HeadKind, HeadSpec};
 use symfeat::run_dir::external::ExternalRun;
@@ -90,10 +91,13 @@ fn is<T: Element>(a: &Bound<'_, PyUntypedArray>) -> bool {
     a.dtype().is_equiv_to(&numpy::dtype::<T>(a.py()))
 }
 
+/// Read in place needs C order and aligned elements (the Python API makes
+/// such a copy of any other array first).
 fn c_order(a: &Bound<'_, PyUntypedArray>, name: &str) -> PyResult<()> {
-    if !a.is_c_contiguous() {
+    if !a.is_c_contiguous() || !a.is_aligned() {
         return Err(PyValueError::new_err(format!(
-            "{name}: the array is not C-contiguous (row-major); use numpy.ascontiguousarray"
+            "{name}: the array is not C-contiguous (row-major) and aligned; use \
+             numpy.require(a, requirements=\"CA\")"
         )));
     }
     Ok(())
@@ -204,6 +208,7 @@ fn names() -> Names {
         labels: "labels".into(),
         weights: "weights".into(),
         bias: "bias".into(),
+        options: ["scale".into(), "bias".into()],
     }
 }
 
@@ -286,6 +291,7 @@ fn analyze(
 fn python_option(name: &str, value: &str) -> String {
     match value {
         "" => name.to_string(),
+        v if v == name => name.to_string(),
         v if v.ends_with(".npy") => format!("{name}=<array>"),
         v => format!("{name}={v}"),
     }
@@ -314,11 +320,20 @@ fn head_logits<'py>(
     labels: &Bound<'py, PyAny>,
     weights: &Bound<'py, PyAny>,
     bias: Option<&Bound<'py, PyAny>>,
-    classes: Option<usize>,
-    step: usize,
+    classes: Option<i64>,
+    step: i64,
     params: Vec<String>,
 ) -> PyResult<(Bound<'py, numpy::PyArray2<f32>>, f32)> {
     let spec = head_spec(head, &params, "head parameter")?;
+    let classes = classes
+        .map(|c| {
+            usize::try_from(c).map_err(|_| {
+                PyValueError::new_err(format!("classes={c}: expected at least 2 classes"))
+            })
+        })
+        .transpose()?;
+    let step = usize::try_from(step)
+        .map_err(|_| PyValueError::new_err(format!("step={step}: expected a number >= 0")))?;
     let (x, xs) = floats(features, "features", Shape::Matrix)?;
     let y = self::labels(labels, "labels")?;
     let (w, ws) = floats(weights, "weights", Shape::Matrix)?;
@@ -388,7 +403,10 @@ fn report(py: Python<'_>, dir: std::path::PathBuf) -> PyResult<String> {
 #[pyclass(module = "symfeat._native")]
 struct Probe {
     run: Option<ExternalRun>,
+    /// The head's s (None: a linear head).
     scale: Option<f64>,
+    /// The symmetrical layer's `p_max` (`s="auto"`): s follows from C.
+    p_max: Option<f64>,
 }
 
 impl Probe {
@@ -397,6 +415,14 @@ impl Probe {
             .as_mut()
             .ok_or_else(|| PyValueError::new_err("the probe is closed"))
     }
+}
+
+/// An epoch number from Python: counted from 1.
+fn epoch_number(epoch: i64) -> PyResult<usize> {
+    usize::try_from(epoch)
+        .ok()
+        .filter(|&e| e >= 1)
+        .ok_or_else(|| PyValueError::new_err(format!("epoch = {epoch}: epochs are counted from 1")))
 }
 
 /// The run's configuration: symfeat's defaults, the head, then the user's
@@ -438,17 +464,15 @@ impl Probe {
         let p = spec
             .resolve()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let scale = spec
-            .kind
-            .desc()
-            .cosine
-            .then(|| p.values().get("s").copied())
-            .flatten();
+        let cosine = spec.kind.desc().cosine;
+        let scale = cosine.then(|| p.values().get("s").copied()).flatten();
+        let p_max = p.values().get("p_max").copied().filter(|&v| v > 0.0);
         let config = probe_config(&spec, config_json).map_err(value_error)?;
         let run = ExternalRun::open(&dir, config, exist_ok).map_err(value_error)?;
         Ok(Self {
             run: Some(run),
             scale,
+            p_max,
         })
     }
 
@@ -460,17 +484,18 @@ impl Probe {
 
     /// Analyse one split after one epoch and add it to probe.jsonl; returns
     /// the analysis as JSON text.
-    #[pyo3(signature = (epoch, split, features, labels, weights, bias=None))]
+    #[pyo3(signature = (epoch, split, features, labels, weights, bias=None, scale=None))]
     #[allow(clippy::too_many_arguments)]
     fn log(
         &mut self,
         py: Python<'_>,
-        epoch: usize,
+        epoch: i64,
         split: &str,
         features: &Bound<'_, PyAny>,
         labels: &Bound<'_, PyAny>,
         weights: &Bound<'_, PyAny>,
         bias: Option<&Bound<'_, PyAny>>,
+        scale: Option<f64>,
     ) -> PyResult<String> {
         if !["test", "train"].contains(&split) {
             return Err(PyValueError::new_err(format!(
@@ -478,14 +503,35 @@ impl Probe {
             )));
         }
         self.open_run()?;
-        symfeat::run_dir::external::check_epoch(epoch).map_err(value_error)?;
+        let epoch = epoch_number(epoch)?;
+        let scale = match (scale, self.scale) {
+            (Some(_), None) => {
+                return Err(PyValueError::new_err(
+                    "scale: the probe's head is linear (no scale); give bias instead",
+                ));
+            }
+            (Some(s), Some(_)) => Some(s),
+            // s="auto": the symmetrical layer's s for this C (rows of the weights).
+            (None, Some(s)) => match self.p_max {
+                Some(p) => {
+                    let c = untyped(weights, "weights")?
+                        .shape()
+                        .first()
+                        .copied()
+                        .unwrap_or(0);
+                    Some(scale_for_p_max(c, p).map_err(|e| value_error(e.into()))?)
+                }
+                None => Some(s),
+            },
+            (None, None) => None,
+        };
         let arrays = Arrays {
             features,
             labels,
             weights,
             bias,
         };
-        let m = measure(py, arrays, self.scale, Precision::Mixed)?;
+        let m = measure(py, arrays, scale, Precision::Mixed)?;
         let line = ProbeLine {
             epoch,
             split: split.into(),
@@ -503,7 +549,7 @@ impl Probe {
     #[allow(clippy::too_many_arguments)]
     fn log_epoch(
         &mut self,
-        epoch: usize,
+        epoch: i64,
         train_loss: f64,
         train_acc: f64,
         test_loss: f64,
@@ -512,6 +558,7 @@ impl Probe {
         seconds: f64,
         images_per_s: f64,
     ) -> PyResult<()> {
+        let epoch = epoch_number(epoch)?;
         let m = EpochMetrics {
             epoch,
             lr,
@@ -529,6 +576,7 @@ impl Probe {
     /// The run directory.
     #[getter]
     fn dir(&self) -> Option<std::path::PathBuf> {
+        // pathlib.Path on the Python side.
         self.run.as_ref().map(|r| r.dir().to_path_buf())
     }
 

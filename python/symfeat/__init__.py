@@ -13,7 +13,9 @@ same Rust library with the GIL released:
 
 float32 C-contiguous arrays are read in place; float64 is read in place by
 :func:`analyze` and converted by :func:`head_logits` (the heads compute in
-float32); other layouts are made contiguous first (a copy). Errors are
+float32); other layouts are made contiguous first (a copy). The GIL is
+released during the computation: do not write to the arrays from another
+thread meanwhile (the result would be undefined). Errors are
 ``TypeError`` (not an array, a wrong dtype) or ``ValueError`` (everything
 else), with the CLI's message in which the argument's name stands for the
 file's.
@@ -36,13 +38,12 @@ Array = Any  # numpy.ndarray, or anything numpy.asarray accepts
 
 
 def _array(x: Array) -> np.ndarray:
-    """A numpy view of ``x``; a copy only where it is not C-contiguous."""
+    """A numpy view of ``x``; a copy only where it is not C-contiguous,
+    aligned and in the machine's byte order."""
     a = np.asarray(x)
-    if not a.flags.c_contiguous:
-        a = np.ascontiguousarray(a)
     if a.dtype.byteorder not in ("=", "|") and a.dtype.kind in "fiu":
         a = a.astype(a.dtype.newbyteorder("="))
-    return a
+    return np.require(a, requirements="CA")
 
 
 def _opt(x: Optional[Array]) -> Optional[np.ndarray]:
@@ -79,7 +80,10 @@ def analyze(
 
 
 def _word(name: str, v: Any) -> str:
-    """One head parameter as the CLI's ``--param NAME=VALUE`` word."""
+    """One head parameter as the CLI's ``--param NAME=VALUE`` word
+    (``lambda_``: SphereFace's ``lambda``, a Python keyword)."""
+    if name == "lambda_":
+        name = "lambda"
     if isinstance(v, bool):
         return f"{name}={'true' if v else 'false'}"
     if isinstance(v, (int, float, np.integer, np.floating)):
@@ -107,7 +111,8 @@ def head_logits(
     head: a name of :func:`heads` (``symfeat heads list``); its parameters as
     keyword arguments, defaults as the CLI's (e.g. ``s=64.0, m=0.5`` for
     arcface; ``s="auto"``, ``init="normal"`` and booleans as the CLI's
-    words). weights: C x D class weights, or the symmetrical layer's 2 x D
+    words; SphereFace's ``lambda`` as ``lambda_``). weights: C x D class
+    weights, or the symmetrical layer's 2 x D
     plane (v1, v2) with ``classes=C``; bias: C values (softmax, center).
     step: the optimizer step (SphereFace's lambda annealing).
     """
@@ -146,7 +151,8 @@ class Probe:
 
     After each epoch call :meth:`log` for the test split (and, if you like,
     a training subset) and :meth:`log_epoch` with the metrics the report's
-    convergence and stability tests read.
+    convergence and stability tests read (the report needs at least one
+    :meth:`log_epoch`).
     """
 
     def __init__(
@@ -175,7 +181,8 @@ class Probe:
 
     @property
     def scale(self) -> Optional[float]:
-        """The s the analyses use (the head's; None for a linear head)."""
+        """The head's s (None for a linear head); with ``s="auto"`` the
+        analyses use the symmetrical layer's s for the weights' C instead."""
         return self._native.scale
 
     def log(
@@ -186,13 +193,16 @@ class Probe:
         labels: Array,
         weights: Array,
         bias: Optional[Array] = None,
+        scale: Optional[float] = None,
     ) -> Dict[str, Any]:
         """Analyse ``features`` of ``split`` ("test" or "train") after
         ``epoch`` (from 1) against the class ``weights`` (C x D; ``bias``
-        for softmax), add the line to probe.jsonl (a test line also writes
-        class_weights.npy), and return the analysis (as :func:`analyze`)."""
+        for softmax), add the line to probe.jsonl (the latest epoch's test
+        line also writes class_weights.npy), and return the analysis (as
+        :func:`analyze`). ``scale``: this epoch's s of a cosine head that
+        learns it (``learn_scale=1``); default the head's."""
         text = self._native.log(
-            epoch, split, _array(features), _array(labels), _array(weights), _opt(bias)
+            epoch, split, _array(features), _array(labels), _array(weights), _opt(bias), scale
         )
         return json.loads(text)
 

@@ -54,6 +54,7 @@ class Probe:
         labels: Array,
         weights: Array,
         bias: Optional[Array] = ...,
+        scale: Optional[float] = ...,
     ) -> Dict[str, Any]: ...
     def log_epoch(
         self,

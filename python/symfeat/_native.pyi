@@ -1,4 +1,5 @@
 # Type stubs of the Rust module (python/src/lib.rs); use the symfeat API instead.
+import pathlib
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -32,7 +33,7 @@ class Probe:
     @property
     def scale(self) -> Optional[float]: ...
     @property
-    def dir(self) -> Optional[str]: ...
+    def dir(self) -> Optional[pathlib.Path]: ...
     def log(
         self,
         epoch: int,
@@ -41,6 +42,7 @@ class Probe:
         labels: np.ndarray,
         weights: np.ndarray,
         bias: Optional[np.ndarray] = ...,
+        scale: Optional[float] = ...,
     ) -> str: ...
     def log_epoch(
         self,

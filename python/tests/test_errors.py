@@ -17,7 +17,8 @@ def python_words(message, files):
     for key, path in files.items():
         arg, what = NAMES[key]
         message = message.replace(f"{path} ({what})", arg).replace(str(path), arg)
-    return message
+    # Options are spelled as the arguments.
+    return message.replace("--scale", "scale").replace("--bias", "bias")
 
 
 def nan_at(x, i, j):
@@ -97,3 +98,19 @@ def test_a_panic_is_a_runtime_error_and_the_interpreter_goes_on():
         _native._panic_for_tests()
     x, y, w = blobs(n=30, d=4, c=3)
     assert symfeat.analyze(x, y, w)["classes"][0]["class"] == 0
+
+
+def test_out_of_range_integers_are_value_errors(tmp_path):
+    x, y, w = blobs(n=30, d=4, c=3)
+    with pytest.raises(ValueError, match="classes=-3: expected at least 2 classes"):
+        symfeat.head_logits("symmetrical", x, y, w[:2], classes=-3)
+    with pytest.raises(ValueError, match="step=-1"):
+        symfeat.head_logits("normface", x, y, w, step=-1)
+    # More logits than any evaluation needs at once: an error, not an abort.
+    with pytest.raises(ValueError, match="in batches"):
+        symfeat.head_logits("symmetrical", x, y, w[:2], classes=10**12)
+    with symfeat.Probe(tmp_path / "r", head="normface") as p:
+        with pytest.raises(ValueError, match="epoch = -1: epochs are counted from 1"):
+            p.log(-1, "test", x, y, w)
+        with pytest.raises(ValueError, match="epoch = -2"):
+            p.log_epoch(-2, train_loss=1, train_acc=0.5, test_loss=1, test_acc=0.5, lr=0.1)

@@ -150,3 +150,12 @@ def test_head_errors_match_the_cli(symfeat_bin, tmp_path):
         with pytest.raises(ValueError) as e:
             symfeat.head_logits(head, x, y, w, **kw)
         assert str(e.value) == want.replace(cli_word, py_word, 1), (str(e.value), want)
+
+
+def test_sphereface_lambda_is_given_as_lambda_():
+    x, y, w = blobs(n=50, d=8, c=4)
+    a, _ = symfeat.head_logits("sphereface", x, y, w, lambda_=0.5)
+    b, _ = symfeat.head_logits("sphereface", x, y, w, **{"lambda": 0.5})
+    c, _ = symfeat.head_logits("sphereface", x, y, w)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)

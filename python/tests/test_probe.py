@@ -2,6 +2,7 @@
 users) writes a run directory that `symfeat report` renders."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -108,3 +109,30 @@ def test_probe_misuse_is_a_clear_error(tmp_path):
         symfeat.Probe(tmp_path / "r5", head="softmax", scale=16.0)
     with symfeat.Probe(run, head="normface", exist_ok=True) as p2:
         p2.log_epoch(2, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5, lr=0.1)
+
+
+def p_max(s, c):
+    cos = np.cos(2 * np.pi * np.arange(c) / c)
+    return math.exp(s) / np.exp(s * cos).sum()
+
+
+def test_scale_auto_and_a_learned_scale_reach_the_analysis(tmp_path):
+    x, y, w = blobs(c=5)
+    with symfeat.Probe(tmp_path / "auto", head="symmetrical", s="auto") as p:
+        s = p.log(1, "test", x, y, w)["head"]["Cosine"]["scale"]
+    # The smallest s whose capped target probability reaches 0.99 for C = 5.
+    assert abs(p_max(s, 5) - 0.99) < 1e-9 and p_max(s * 0.999, 5) < 0.99
+    with symfeat.Probe(tmp_path / "learned", head="symmetrical", learn_scale=1) as p:
+        assert p.log(1, "test", x, y, w, scale=9.5) == symfeat.analyze(x, y, w, scale=9.5)
+    with symfeat.Probe(tmp_path / "linear", head="softmax") as p:
+        with pytest.raises(ValueError, match="linear"):
+            p.log(1, "test", x, y, w, scale=9.5)
+
+
+def test_class_weights_are_the_latest_test_epochs(tmp_path):
+    x, y, w = blobs()
+    with symfeat.Probe(tmp_path / "r", head="normface") as p:
+        p.log(2, "test", x, y, w)
+        p.log(1, "test", x, y, 2 * w)
+        p.log(2, "train", x, y, 3 * w)
+    np.testing.assert_array_equal(np.load(tmp_path / "r" / "class_weights.npy"), w)

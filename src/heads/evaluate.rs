@@ -145,6 +145,16 @@ pub fn evaluate<B: Backend>(inp: &EvalInputs, dev: &B::Device) -> Result<EvalOut
         );
     }
     let c = class_count(inp, kind)?;
+    // Allocations past memory abort the process (no error to catch): refuse
+    // sizes no head evaluation needs at once.
+    const MAX_VALUES: usize = 1 << 32;
+    let too_big = |a: usize, b: usize| a.checked_mul(b).is_none_or(|v| v > MAX_VALUES);
+    if too_big(n, c) || too_big(c, d) {
+        bail!(
+            "N x C = {n} x {c} logits or C x D = {c} x {d} class weights: more than 2^32 \
+             values; evaluate the features in batches"
+        );
+    }
     if let Some((i, &l)) = inp.labels.iter().enumerate().find(|&(_, &l)| l >= c) {
         bail!("{}: label {l} at index {i} is outside 0..{c}", names.labels);
     }

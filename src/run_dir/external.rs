@@ -91,10 +91,11 @@ impl ExternalRun {
     }
 
     /// Add a probe line (replacing one of the same epoch and split), and
-    /// with a test line the weights it measured as `class_weights.npy`
-    /// (C x D, row-major).
+    /// with the latest epoch's test line the weights it measured as
+    /// `class_weights.npy` (C x D, row-major).
     pub fn log_probe(&mut self, line: ProbeLine, weights: (&[f32], usize, usize)) -> Result<()> {
         check_epoch(line.epoch)?;
+        let epoch = line.epoch;
         let test = line.split == "test";
         match self
             .probe
@@ -107,7 +108,15 @@ impl ExternalRun {
         self.probe
             .sort_by(|a, b| (a.epoch, &a.split).cmp(&(b.epoch, &b.split)));
         write_jsonl(&self.dir.join(PROBE), &self.probe)?;
-        if test {
+        // The latest test epoch's weights (an older epoch logged again
+        // leaves them).
+        let latest = self
+            .probe
+            .iter()
+            .filter(|l| l.split == "test")
+            .map(|l| l.epoch)
+            .max();
+        if test && latest == Some(epoch) {
             let (w, c, d) = weights;
             crate::train::write_npy_f32(&self.dir.join(CLASS_WEIGHTS), w.to_vec(), c, d)?;
         }
@@ -152,7 +161,7 @@ impl ExternalRun {
 }
 
 /// Epochs count from 1.
-pub fn check_epoch(epoch: usize) -> Result<()> {
+fn check_epoch(epoch: usize) -> Result<()> {
     if epoch == 0 {
         bail!("epoch = 0: epochs are counted from 1");
     }
