@@ -698,6 +698,10 @@ fn heads_cases(t: &mut Table, g: &Npy) {
         &["float32 or float64"]);
     npy_case(t, g, "heads_labels_negative", h, Labels, Bad::Labels(labels_with(0, -3)), &[],
         &["label -3 at index 0", "negative"]);
+    npy_case(t, g, "heads_features_no_rows", h, Features, Bad::F32(Array2::zeros((0, D))), &[],
+        &["bad_features.npy", "at least one row and one column", "0 x 3"]);
+    t.add("heads_symmetrical_too_many_classes", eval("symmetrical", &[], &["--weights", &v, "--classes", "10000000000"]),
+        &["more than 2^32 values", "in batches"]);
     npy_case(t, g, "heads_labels_out_of_range", h, Labels, Bad::Labels(labels_with(9, 4)), &[],
         &["label 4 at index 9", "outside 0..4"]);
     npy_case(t, g, "heads_feature_weight_d_mismatch", h, Weights, Bad::F32(Array2::ones((C, 2))), &[],
@@ -1053,7 +1057,19 @@ fn study_cases(t: &mut Table) {
     t.add("reproduce_jobs_zero", args!["reproduce", "--jobs", "0", "--out", fresh], &["--jobs 0", "at least 1"]);
     t.absent.push(d.join("never"));
     let empty = t.dir("report_not_a_study");
-    t.add("report_not_a_study", args!["report", empty], &["report_not_a_study", "no runs/ directory"]);
+    t.add("report_not_a_study", args!["report", empty], &["report_not_a_study", "no runs/ directory", "no config.toml"]);
+    // One run's directory (`symfeat train`, the Python package's Probe): a
+    // broken config, or no epoch yet; no report file is written.
+    let one = t.dir("report_run_broken_config");
+    put(&one, "config.toml", "head = 3\n");
+    t.add("report_run_broken_config", args!["report", one], &["report_run_broken_config", "config.toml", "invalid config file"]);
+    t.absent.push(one.join("figures"));
+    t.absent.push(one.join("report.html"));
+    let fresh_run = t.dir("report_run_no_epoch");
+    put(&fresh_run, "config.toml", "net = \"mlp\"\n");
+    t.add("report_run_no_epoch", args!["report", fresh_run], &["report_run_no_epoch", "no run has finished an epoch"]);
+    t.absent.push(fresh_run.join("figures"));
+    t.absent.push(fresh_run.join("summary.json"));
     let broken = t.dir("report_broken_metrics");
     let run = broken.join("runs").join("mnist-mlp-softmax-seed0");
     fs::create_dir_all(&run).unwrap();

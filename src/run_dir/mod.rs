@@ -205,9 +205,12 @@ pub fn study_run_dirs(study: &Path) -> Result<Vec<PathBuf>> {
     use anyhow::Context;
     let runs = study.join(STUDY_RUNS);
     let mut dirs: Vec<PathBuf> = vec![];
-    for e in std::fs::read_dir(&runs)
-        .with_context(|| format!("{} has no runs/ directory (not a study?)", study.display()))?
-    {
+    for e in std::fs::read_dir(&runs).with_context(|| {
+        format!(
+            "{} has no runs/ directory and no config.toml: neither a study nor a run directory",
+            study.display()
+        )
+    })? {
         let p = e
             .with_context(|| format!("cannot list {}", runs.display()))?
             .path();
