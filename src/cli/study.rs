@@ -2,10 +2,9 @@
 
 use crate::report::build_report;
 use crate::run_dir::STUDY_FILE;
-use crate::study::slurm::{SlurmOptions, check_time, script};
+use crate::study::slurm::{SlurmRequest, prepare_job};
 use crate::study::{
-    CellState, Shard, StudyConfig, StudyOutcome, Variant, Work, prepare_study, run_jobs, run_study,
-    study_status,
+    CellState, Shard, StudyConfig, StudyOutcome, Variant, Work, run_jobs, run_study, study_status,
 };
 use crate::train::TrainConfig;
 use anyhow::{Context, Result, bail};
@@ -217,73 +216,35 @@ fn status(dir: &Path) -> Result<ExitCode> {
 /// `--print-slurm`: the study directory prepared (study.toml, slurm/), the
 /// sbatch script on stdout.
 fn print_slurm(a: &StudyArgs, s: &StudyConfig, out: &Path) -> Result<ExitCode> {
-    check_time(&a.slurm_time)?;
-    for (flag, v) in [
-        ("--slurm-tasks", a.slurm_tasks),
-        ("--slurm-cpus", a.slurm_cpus),
-    ] {
-        if v == Some(0) {
-            bail!("{flag} 0: expected at least 1");
-        }
-    }
-    // #SBATCH lines are not parsed by a shell: checked before anything is written.
-    let text = std::path::absolute(out)
-        .with_context(|| format!("cannot resolve {}", out.display()))?
-        .display()
-        .to_string();
-    if text.contains(char::is_whitespace) || text.contains('%') {
-        bail!(
-            "--out {text}: an #SBATCH --output path cannot hold spaces or '%'; choose another --out"
+    let job = prepare_job(
+        s,
+        out,
+        &SlurmRequest {
+            tasks: a.slurm_tasks,
+            cpus: a.slurm_cpus,
+            threads: a.threads,
+            time: a.slurm_time.clone(),
+            partition: a.slurm_partition.clone(),
+        },
+    )?;
+    if job.capped {
+        eprintln!(
+            "note: --slurm-tasks {} > {} cells; using {} tasks",
+            a.slurm_tasks.unwrap_or(job.cells),
+            job.cells,
+            job.cells
         );
     }
-    let runs = prepare_study(s, out)?;
-    let logs = out.join("slurm");
-    std::fs::create_dir_all(&logs)
-        .with_context(|| format!("cannot create the Slurm log directory {}", logs.display()))?;
-    let out_abs = out
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", out.display()))?;
-    let exe = std::env::current_exe()
-        .and_then(|p| p.canonicalize())
-        .context("cannot find the symfeat executable")?;
-    let cells = runs.len();
-    let tasks = a.slurm_tasks.unwrap_or(cells);
-    if tasks > cells {
-        eprintln!("note: --slurm-tasks {tasks} > {cells} cells; using {cells} tasks");
-    }
-    // The device names as `train` reads them (`gpu` is `cuda:0`); the runs
-    // were checked, so every name parses.
-    let gpu = runs.iter().any(|r| {
-        use crate::backend::{DeviceChoice, VulkanDevice};
-        matches!(
-            DeviceChoice::parse(&r.config.device),
-            Ok(DeviceChoice::Cuda(_)
-                | DeviceChoice::Vulkan(VulkanDevice::Best | VulkanDevice::Discrete(_)))
-        )
-    });
-    let o = SlurmOptions {
-        tasks: tasks.min(cells),
-        cpus_per_task: a.slurm_cpus.or(a.threads).or(s.train.threads).unwrap_or(4),
-        time: a.slurm_time.clone(),
-        partition: a.slurm_partition.clone(),
-        gpu,
-    };
-    let name = out_abs
-        .file_name()
-        .map(|n| format!("symfeat-{}", n.to_string_lossy()))
-        .unwrap_or_else(|| "symfeat".into());
-    print!(
-        "{}",
-        script(&exe, &out_abs.join(STUDY_FILE), &out_abs, &name, &o)
-    );
+    print!("{}", job.script);
     eprintln!(
-        "{cells} cells in {} array tasks; {} and {} written. Submit with sbatch, follow with \
+        "{} cells in {} array tasks; {} and {} written. Submit with sbatch, follow with \
          `symfeat study --status {}`, then `symfeat report {}`",
-        o.tasks,
-        out_abs.join(STUDY_FILE).display(),
-        logs.display(),
-        out_abs.display(),
-        out_abs.display()
+        job.cells,
+        job.tasks,
+        job.out.join(STUDY_FILE).display(),
+        job.logs.display(),
+        job.out.display(),
+        job.out.display()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -4,8 +4,109 @@
 //! tasks that overlap, still run each cell once; `symfeat report OUT`
 //! gathers the results when the array has ended.
 
+use super::{StudyConfig, prepare_study};
+use crate::run_dir::STUDY_FILE;
+use anyhow::{Context, Result, bail};
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// What the user asked of the job array (`--slurm-*`, `--threads`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlurmRequest {
+    /// `--slurm-tasks` (default: one task per cell).
+    pub tasks: Option<usize>,
+    /// `--slurm-cpus` (default: `--threads`, else `train.threads`, else 4).
+    pub cpus: Option<usize>,
+    /// `--threads`.
+    pub threads: Option<usize>,
+    /// `--slurm-time`.
+    pub time: String,
+    /// `--slurm-partition`.
+    pub partition: Option<String>,
+}
+
+/// A job array written for a study: the script to submit and what it covers.
+#[derive(Debug, Clone)]
+pub struct SlurmJob {
+    /// The sbatch script.
+    pub script: String,
+    /// Cells of the study.
+    pub cells: usize,
+    /// Array tasks (at most the cells; more were asked for when `capped`).
+    pub tasks: usize,
+    /// More tasks than cells were asked for.
+    pub capped: bool,
+    /// The study directory, absolute.
+    pub out: PathBuf,
+    /// Where the tasks' output and errors go.
+    pub logs: PathBuf,
+}
+
+/// Check the request, write `out/study.toml` and `out/slurm/` (nothing is
+/// written when a check fails) and build the job array's script.
+pub fn prepare_job(study: &StudyConfig, out: &Path, req: &SlurmRequest) -> Result<SlurmJob> {
+    check_time(&req.time)?;
+    for (flag, v) in [("--slurm-tasks", req.tasks), ("--slurm-cpus", req.cpus)] {
+        if v == Some(0) {
+            bail!("{flag} 0: expected at least 1");
+        }
+    }
+    // #SBATCH lines are not parsed by a shell: checked before anything is written.
+    let text = std::path::absolute(out)
+        .with_context(|| format!("cannot resolve {}", out.display()))?
+        .display()
+        .to_string();
+    if text.contains(char::is_whitespace) || text.contains('%') {
+        bail!(
+            "--out {text}: an #SBATCH --output path cannot hold spaces or '%'; choose another --out"
+        );
+    }
+    let runs = prepare_study(study, out)?;
+    let logs = out.join("slurm");
+    std::fs::create_dir_all(&logs)
+        .with_context(|| format!("cannot create the Slurm log directory {}", logs.display()))?;
+    let out_abs = out
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", out.display()))?;
+    let exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .context("cannot find the symfeat executable")?;
+    let cells = runs.len();
+    let asked = req.tasks.unwrap_or(cells);
+    // The device names as `train` reads them (`gpu` is `cuda:0`); the runs
+    // were checked, so every name parses.
+    let gpu = runs.iter().any(|r| {
+        use crate::backend::{DeviceChoice, VulkanDevice};
+        matches!(
+            DeviceChoice::parse(&r.config.device),
+            Ok(DeviceChoice::Cuda(_)
+                | DeviceChoice::Vulkan(VulkanDevice::Best | VulkanDevice::Discrete(_)))
+        )
+    });
+    let o = SlurmOptions {
+        tasks: asked.min(cells),
+        cpus_per_task: req
+            .cpus
+            .or(req.threads)
+            .or(study.train.threads)
+            .unwrap_or(4),
+        time: req.time.clone(),
+        partition: req.partition.clone(),
+        gpu,
+    };
+    let name = out_abs
+        .file_name()
+        .map(|n| format!("symfeat-{}", n.to_string_lossy()))
+        .unwrap_or_else(|| "symfeat".into());
+    Ok(SlurmJob {
+        script: script(&exe, &out_abs.join(STUDY_FILE), &out_abs, &name, &o),
+        cells,
+        tasks: o.tasks,
+        capped: asked > cells,
+        logs: out_abs.join("slurm"),
+        out: out_abs,
+    })
+}
 
 /// What the script asks Slurm for.
 #[derive(Debug, Clone, PartialEq)]
