@@ -458,10 +458,8 @@ pub fn analyze_memory(inp: &AnalyzeArrays) -> Result<Analysis> {
     let w = inp.weights.to_f64();
     crate::npy::check_finite(&names.weights, &w, 0, d)?;
     let bias = inp.bias.map(Rows::to_f64);
-    if let Some(b) = &bias
-        && let Some(i) = b.iter().position(|x| !x.is_finite())
-    {
-        bail!("{}: non-finite value {} at index {i}", names.bias, b[i]);
+    if let Some(b) = &bias {
+        crate::npy::check_finite_vector(&names.bias, b)?;
     }
     let head = check_head(w, (c, d), bias, names)?;
     check_features(inp.features_shape, d, inp.labels, names)?;

@@ -479,10 +479,20 @@ pub fn read_vector(path: &Path, what: &str) -> Result<Vec<f64>> {
         ),
     }
     .with_context(|| format!("{}: truncated or unreadable data", path.display()))?;
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        bail!("{}: non-finite value {} at index {i}", path.display(), v[i]);
-    }
+    check_finite_vector(&path.display(), &v)?;
     Ok(v)
+}
+
+/// Rejects NaN/Inf in the vector `values` of `name` (a file's path, an
+/// argument's name): the error names the index.
+pub fn check_finite_vector<T: Copy + Into<f64>>(
+    name: &(impl std::fmt::Display + ?Sized),
+    values: &[T],
+) -> Result<()> {
+    if let Some(i) = values.iter().position(|&x| !x.into().is_finite()) {
+        bail!("{name}: non-finite value {} at index {i}", values[i].into());
+    }
+    Ok(())
 }
 
 /// Read class labels: a 1-D integer array (int8..int64, uint8..uint64).
@@ -497,70 +507,40 @@ pub fn read_labels(path: &Path) -> Result<Vec<usize>> {
     }
     let (tc, size) = scalar_type(path, &npy)?;
     let ctx = || format!("{}: truncated or unreadable data", path.display());
-    let signed: Vec<i64> = match (tc, size) {
-        (TypeChar::Int, 1) => npy
-            .into_vec::<i8>()
-            .with_context(ctx)?
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        (TypeChar::Int, 2) => npy
-            .into_vec::<i16>()
-            .with_context(ctx)?
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        (TypeChar::Int, 4) => npy
-            .into_vec::<i32>()
-            .with_context(ctx)?
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        (TypeChar::Int, 8) => npy.into_vec::<i64>().with_context(ctx)?,
-        (TypeChar::Uint, 1) => npy
-            .into_vec::<u8>()
-            .with_context(ctx)?
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        (TypeChar::Uint, 2) => npy
-            .into_vec::<u16>()
-            .with_context(ctx)?
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        (TypeChar::Uint, 4) => npy
-            .into_vec::<u32>()
-            .with_context(ctx)?
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        (TypeChar::Uint, 8) => npy
-            .into_vec::<u64>()
-            .with_context(ctx)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                i64::try_from(v).map_err(|_| {
-                    anyhow::anyhow!(
-                        "{}: label {v} at index {i} is not a class index (expected 0..C)",
-                        path.display()
-                    )
-                })
-            })
-            .collect::<Result<_>>()?,
+    let name = path.display();
+    match (tc, size) {
+        (TypeChar::Int, 1) => class_indices(&name, &npy.into_vec::<i8>().with_context(ctx)?),
+        (TypeChar::Int, 2) => class_indices(&name, &npy.into_vec::<i16>().with_context(ctx)?),
+        (TypeChar::Int, 4) => class_indices(&name, &npy.into_vec::<i32>().with_context(ctx)?),
+        (TypeChar::Int, 8) => class_indices(&name, &npy.into_vec::<i64>().with_context(ctx)?),
+        (TypeChar::Uint, 1) => class_indices(&name, &npy.into_vec::<u8>().with_context(ctx)?),
+        (TypeChar::Uint, 2) => class_indices(&name, &npy.into_vec::<u16>().with_context(ctx)?),
+        (TypeChar::Uint, 4) => class_indices(&name, &npy.into_vec::<u32>().with_context(ctx)?),
+        (TypeChar::Uint, 8) => class_indices(&name, &npy.into_vec::<u64>().with_context(ctx)?),
         _ => bail!(
             "{} (labels): dtype must be an integer type (int32 or int64)",
             path.display()
         ),
-    };
-    signed
-        .into_iter()
+    }
+}
+
+/// Integer labels of `name` (a file's path, an argument's name) as class
+/// indices: a negative one, or one beyond `i64`, is an error naming its index.
+pub fn class_indices<T: Copy + TryInto<i64> + std::fmt::Display>(
+    name: &(impl std::fmt::Display + ?Sized),
+    values: &[T],
+) -> Result<Vec<usize>> {
+    values
+        .iter()
         .enumerate()
-        .map(|(i, v)| {
-            usize::try_from(v).map_err(|_| {
-                anyhow::anyhow!("{}: label {v} at index {i} is negative", path.display())
-            })
+        .map(|(i, &v)| {
+            let wide: i64 = v.try_into().map_err(|_| {
+                anyhow::anyhow!(
+                    "{name}: label {v} at index {i} is not a class index (expected 0..C)"
+                )
+            })?;
+            usize::try_from(wide)
+                .map_err(|_| anyhow::anyhow!("{name}: label {wide} at index {i} is negative"))
         })
         .collect()
 }

@@ -156,19 +156,7 @@ fn label_values<T: Element + Copy + TryInto<i64> + std::fmt::Display>(
     let v = a
         .as_slice()
         .map_err(|e| PyValueError::new_err(format!("{name}: {e}")))?;
-    v.iter()
-        .enumerate()
-        .map(|(i, &x)| {
-            let wide: i64 = x.try_into().map_err(|_| {
-                PyValueError::new_err(format!(
-                    "{name}: label {x} at index {i} is not a class index (expected 0..C)"
-                ))
-            })?;
-            usize::try_from(wide).map_err(|_| {
-                PyValueError::new_err(format!("{name}: label {wide} at index {i} is negative"))
-            })
-        })
-        .collect()
+    symfeat::npy::class_indices(name, v).map_err(value_error)
 }
 
 /// Class labels: a 1-D integer array of any width.

@@ -174,9 +174,7 @@ pub fn evaluate<B: Backend>(inp: &EvalInputs, dev: &B::Device) -> Result<EvalOut
                 names.weights
             );
         }
-        if let Some(i) = b.iter().position(|x| !x.is_finite()) {
-            bail!("{}: non-finite value {} at index {i}", names.bias, b[i]);
-        }
+        crate::npy::check_finite_vector(&names.bias, b)?;
     }
     // What the built head has: a bias (softmax, center) or not.
     match (inp.bias, head.bias().is_some()) {
